@@ -1,0 +1,10 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("ingest.urls")),
+]
+
+handler404 = "flakewatch.views.not_found"
+handler500 = "flakewatch.views.server_error"

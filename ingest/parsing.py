@@ -1,0 +1,414 @@
+"""Read one JUnit XML report into executions: bytes in, plain data out.
+
+No Django here. The XML parser is lxml with entity expansion, external
+entities, DTD loading and network access off, and any DOCTYPE is refused.
+junitparser's element classes read each ``<testcase>`` while lxml streams the
+file (``iterparse``), clearing each testcase once read, so memory stays flat
+however large the report is.
+
+Real CI output is dirty. Before parsing, bytes that do not match the declared
+encoding are re-read as Latin-1, and ANSI colour escapes and other characters
+XML 1.0 forbids are removed; each repair becomes a warning, never a failure.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from junitparser import Error, Failure, Skipped, xunit2
+from lxml import etree
+
+from flakewatch.outcomes import Outcome
+
+MAX_MESSAGE_CHARS = 2_000
+MAX_DETAIL_CHARS = 16_384
+MAX_LISTED_PROBLEMS = 50
+# Longer than any CI job: such a value is another unit (container-structure-test
+# writes nanoseconds), so it is kept as unknown rather than skewing statistics.
+MAX_PLAUSIBLE_SECONDS = 86_400.0
+
+JUNIT_ROOTS = {"testsuites", "testsuite"}
+KNOWN_OTHER_FORMATS = {
+    "test-run": "NUnit 3",
+    "test-results": "NUnit 2",
+    "TestRun": "Visual Studio TRX",
+    "assemblies": "xUnit.net v2",
+    "assembly": "xUnit.net",
+    "suites": "TestNG",
+    "testng-results": "TestNG",
+    "checkstyle": "Checkstyle",
+}
+INTERIM_OUTCOMES = {
+    xunit2.FlakyFailure: Outcome.FAILED,
+    xunit2.RerunFailure: Outcome.FAILED,
+    xunit2.FlakyError: Outcome.ERROR,
+    xunit2.RerunError: Outcome.ERROR,
+}
+SKIPPED_STATUSES = {"notrun", "disabled", "skipped", "skip"}
+FAILED_STATUSES = {"fail", "failed", "failure"}
+
+# Bytes < 0x20 never occur inside a multi-byte UTF-8 sequence, so one bytes
+# regex finds every control character without decoding; likewise numeric
+# references to them (&#27;), which XML 1.0 forbids too.
+_DIRTY_BYTES = re.compile(
+    rb"[\x00-\x08\x0b\x0c\x0e-\x1f]|&#(?:x0*(?:[0-8bcefBCEF]|1[0-9a-fA-F])|0*(?:[0-8]|1[124-9]|2[0-9]|3[01]));"
+)
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]|#x1[bB]\[[0-9;]*m")
+_ILLEGAL_CHARS = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
+    r"|&#(?:x0*(?:[0-8bcefBCEF]|1[0-9a-fA-F])|0*(?:[0-8]|1[124-9]|2[0-9]|3[01]));"
+)
+_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*?\?>")
+# The prolog: whitespace, processing instructions and comments before a
+# DOCTYPE or the root element.
+_PROLOG_ITEM = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->)", re.DOTALL)
+_DECLARED_ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+
+
+def _declares_dtd(data: bytes) -> bool:
+    position = 0
+    while item := _PROLOG_ITEM.match(data, position):
+        if item.end() == position:
+            break
+        position = item.end()
+    rest = data[position : position + 64].lstrip()
+    return rest.startswith((b"<!DOCTYPE", b"<!ENTITY", b"<!ELEMENT", b"<!ATTLIST"))
+
+
+class ReportError(Exception):
+    """The file cannot be read as a JUnit XML report; the message says why."""
+
+
+@dataclass(slots=True)
+class ParsedExecution:
+    """One run of one test as the report tells it."""
+
+    suite: str
+    classname: str
+    name: str
+    file: str
+    outcome: Outcome
+    duration_ms: float | None
+    kind: str = ""  # the failure's type attribute
+    message: str = ""
+    detail: str = ""
+
+
+@dataclass
+class ParsedReport:
+    """A report's executions in document order, and what was wrong with it.
+
+    ``testcases`` counts ``<testcase>`` elements; ``failures`` those whose final
+    outcome is failed or error. In-run reruns make ``executions`` longer.
+    """
+
+    executions: list[ParsedExecution] = field(default_factory=list)
+    testcases: int = 0
+    failures: int = 0
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _latin1_fallback(error: UnicodeDecodeError) -> tuple[str, int]:
+    bad = error.object[error.start : error.end]
+    return bad.decode("latin-1"), error.end
+
+
+codecs.register_error("flakewatch-latin1", _latin1_fallback)
+
+
+def _declared_encoding(data: bytes) -> str | None:
+    declaration = _DECLARATION.match(data)
+    if not declaration:
+        return None
+    found = _DECLARED_ENCODING.search(declaration.group())
+    return found.group(1).decode("ascii") if found else None
+
+
+def clean_xml_bytes(data: bytes, *, filename: str) -> tuple[bytes, list[str]]:
+    """Return ``data`` as UTF-8 XML that a strict parser accepts, and warnings.
+
+    Honours a BOM or the declared encoding; bytes invalid in that encoding are
+    read as Latin-1; ANSI escapes and XML-illegal characters are removed.
+    Clean UTF-8 input is returned as is, without a copy.
+    """
+    warnings: list[str] = []
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+        encoding = "utf-8"
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    else:
+        encoding = _declared_encoding(data) or "utf-8"
+        try:
+            encoding = codecs.lookup(encoding).name
+        except LookupError:
+            warnings.append(
+                f"{filename}: unknown encoding {encoding!r} declared; read as UTF-8."
+            )
+            encoding = "utf-8"
+
+    if encoding == "utf-8":
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            if not _DIRTY_BYTES.search(data):
+                return data, warnings
+
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        text = data.decode(encoding, errors="flakewatch-latin1")
+        warnings.append(
+            f"{filename}: bytes that are not valid {encoding} were read as Latin-1."
+        )
+    text, ansi_count = _ANSI_ESCAPE.subn("", text)
+    text, illegal_count = _ILLEGAL_CHARS.subn("", text)
+    if ansi_count:
+        warnings.append(f"{filename}: removed {ansi_count} ANSI escape sequence(s).")
+    if illegal_count:
+        warnings.append(
+            f"{filename}: removed {illegal_count} control character(s) "
+            "that XML does not allow."
+        )
+    cleaned = text.encode("utf-8")
+    # The text is now UTF-8 whatever the declaration said: drop the declaration.
+    return _DECLARATION.sub(b"", cleaned, count=1), warnings
+
+
+def _seconds(raw: str | None, problems: Counter) -> float | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        seconds = float(raw.replace(",", ""))
+    except ValueError:
+        problems["unreadable"] += 1
+        return None
+    if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
+        problems["negative or not a number"] += 1
+        return None
+    if seconds > MAX_PLAUSIBLE_SECONDS:
+        problems["implausibly large (another unit?)"] += 1
+        return None
+    return seconds
+
+
+def _first_line(text: str | None) -> str:
+    for line in (text or "").splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n… [{len(text) - limit} characters cut] …\n{text[-half:]}"
+
+
+def _describe(results: list) -> tuple[str, str, str]:
+    """Return (kind, message, detail) for one or more result elements."""
+    first = results[0]
+    message = first.message or _first_line(first.text)
+    texts = [r.text.strip() for r in results if r.text and r.text.strip()]
+    if not texts and isinstance(first, xunit2.InterimResult):
+        texts = [first.stack_trace.strip()] if first.stack_trace else []
+    return (
+        (first.type or "")[:200],
+        _truncate(message, MAX_MESSAGE_CHARS),
+        _truncate("\n\n".join(texts), MAX_DETAIL_CHARS),
+    )
+
+
+def _final_outcome(finals: list, status: str) -> tuple[Outcome, list]:
+    errors = [r for r in finals if isinstance(r, Error)]
+    failures = [r for r in finals if isinstance(r, Failure)]
+    skips = [r for r in finals if isinstance(r, Skipped)]
+    if errors:
+        return Outcome.ERROR, errors + failures
+    if failures:
+        return Outcome.FAILED, failures
+    if status in FAILED_STATUSES:
+        return Outcome.FAILED, []
+    if skips:
+        return Outcome.SKIPPED, skips
+    if status in SKIPPED_STATUSES:
+        return Outcome.SKIPPED, []
+    return Outcome.PASSED, []
+
+
+class _ReportReader:
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.report = ParsedReport()
+        self.suites: list[str] = []
+        self.suite_files: list[str] = []
+        self.unnamed = 0
+        self.time_problems: Counter = Counter()
+        self.problems: list[str] = []
+
+    def read(self, data: bytes) -> ParsedReport:
+        data, self.report.warnings = clean_xml_bytes(data, filename=self.filename)
+        if not data.strip():
+            raise ReportError(
+                f"{self.filename}: the file is empty, not a JUnit XML report."
+            )
+        if _declares_dtd(data):
+            raise ReportError(
+                f"{self.filename}: DOCTYPE and entity declarations are refused (they "
+                "can carry entity-expansion and external-entity attacks); JUnit "
+                "reports need none."
+            )
+        events = etree.iterparse(
+            io.BytesIO(data),
+            events=("start", "end"),
+            tag=("testsuite", "testcase"),
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            remove_comments=True,
+            remove_pis=True,
+            huge_tree=False,
+        )
+        checked_root = False
+        try:
+            for event, elem in events:
+                if not checked_root:
+                    self._check_root(elem.getroottree())
+                    checked_root = True
+                if event == "start":
+                    if elem.tag == "testsuite":
+                        self.suites.append(elem.get("name") or "")
+                        self.suite_files.append(elem.get("file") or "")
+                    continue
+                if elem.tag == "testcase":
+                    self._read_testcase(elem)
+                else:
+                    self.suites.pop()
+                    self.suite_files.pop()
+                # Drop what has been read, so memory does not grow with the file.
+                elem.clear(keep_tail=False)
+                parent = elem.getparent()
+                while parent is not None and elem.getprevious() is not None:
+                    del parent[0]
+            root = events.root
+        except etree.XMLSyntaxError as exc:
+            reason = exc.msg
+            if reason.startswith("Unregistered error"):  # libxml2 gave no text
+                line, column = exc.position
+                reason = f"the document is malformed or cut short, line {line}, column {column}"
+            raise ReportError(
+                f"{self.filename}: not well-formed XML: {reason}."
+            ) from exc
+        if root is None:
+            raise ReportError(f"{self.filename}: no XML element found.")
+        if not checked_root:
+            self._check_root(root.getroottree())
+        self._finish()
+        return self.report
+
+    def _check_root(self, tree) -> None:
+        if tree.docinfo.doctype:
+            raise ReportError(
+                f"{self.filename}: DOCTYPE declarations are refused; JUnit reports "
+                "need none."
+            )
+        tag = etree.QName(tree.getroot()).localname
+        if tag in JUNIT_ROOTS:
+            return
+        known = KNOWN_OTHER_FORMATS.get(tag)
+        hint = f" This looks like a {known} report;" if known else ""
+        raise ReportError(
+            f"{self.filename}: root element <{tag}> is not JUnit XML (expected "
+            f"<testsuites> or <testsuite>).{hint} configure the test runner to write "
+            "JUnit XML."
+        )
+
+    def _read_testcase(self, elem) -> None:
+        report = self.report
+        report.testcases += 1
+        case = xunit2.TestCase.fromelem(elem)
+        name = case.name
+        if not name:
+            self.unnamed += 1
+            name = f"<unnamed testcase {self.unnamed}>"
+            self._problem(
+                f"testcase at line {elem.sourceline} has no name; stored as {name!r}."
+            )
+        suite = " › ".join(s for s in self.suites if s)
+        classname = case.classname or ""
+        file = elem.get("file") or (self.suite_files[-1] if self.suite_files else "")
+        seconds = _seconds(elem.get("time"), self.time_problems)
+        duration_ms = None if seconds is None else seconds * 1000.0
+
+        finals, interims = [], []
+        for entry in case:
+            if isinstance(entry, xunit2.InterimResult):
+                interims.append(entry)
+            elif isinstance(entry, (Failure, Error, Skipped)):
+                finals.append(entry)
+        executions = report.executions
+        for interim in interims:
+            kind, message, detail = _describe([interim])
+            executions.append(
+                ParsedExecution(
+                    suite,
+                    classname,
+                    name,
+                    file,
+                    INTERIM_OUTCOMES[type(interim)],
+                    None,
+                    kind,
+                    message,
+                    detail,
+                )
+            )
+        outcome, described = _final_outcome(finals, (elem.get("status") or "").lower())
+        kind, message, detail = _describe(described) if described else ("", "", "")
+        executions.append(
+            ParsedExecution(
+                suite,
+                classname,
+                name,
+                file,
+                outcome,
+                duration_ms,
+                kind,
+                message,
+                detail,
+            )
+        )
+        if outcome.is_failure:
+            report.failures += 1
+
+    def _problem(self, text: str) -> None:
+        self.problems.append(f"{self.filename}: {text}")
+
+    def _finish(self) -> None:
+        for problem, count in sorted(self.time_problems.items()):
+            self.report.warnings.append(
+                f"{self.filename}: {count} testcase time value(s) {problem}; "
+                "stored without a duration."
+            )
+        extra = len(self.problems) - MAX_LISTED_PROBLEMS
+        self.report.errors.extend(self.problems[:MAX_LISTED_PROBLEMS])
+        if extra > 0:
+            self.report.errors.append(f"{self.filename}: … and {extra} more problems.")
+
+
+def parse_report(data: bytes, *, filename: str = "report.xml") -> ParsedReport:
+    """Parse one JUnit XML file; raise ReportError if it is not one.
+
+    A report with no testcases is valid and yields no executions. Problems
+    with single testcases land in ``errors`` and do not stop the rest.
+    """
+    return _ReportReader(filename).read(data)
