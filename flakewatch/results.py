@@ -139,6 +139,9 @@ def _store_by_copy(upload, cases, messages, executions, now) -> None:
             "   ON m.project_id = %s AND m.digest = r.digest",
             [upload.pk, project_id, project_id],
         )
+        # ON COMMIT DROP alone would leave them for a second store in the same
+        # (outer) transaction.
+        cursor.execute("DROP TABLE fw_stage_case, fw_stage_message, fw_stage_result")
 
 
 def _ids_by_key(queryset, key_field: str, keys: list[bytes]) -> dict[bytes, int]:

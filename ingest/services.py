@@ -356,7 +356,17 @@ def process_upload(upload_id: int) -> None:
 def store_reports(
     upload: Upload, reports: list[ParsedReport], *, now: datetime
 ) -> None:
-    """Reduce parsed reports to rows and store them; the caller owns the transaction.
+    """Store parsed reports as ``upload``'s results; the caller owns the transaction."""
+    cases, messages, rows = execution_rows(reports)
+    results.store_results(
+        upload=upload, cases=cases, messages=messages, executions=rows, now=now
+    )
+
+
+def execution_rows(
+    reports: list[ParsedReport],
+) -> tuple[dict, dict, list[results.ExecutionRow]]:
+    """Reduce parsed reports to (cases, messages, rows) for ``store_results``.
 
     A test seen more than once in one upload (in-run reruns, repeated
     testcases, the same test in two files) gets retry_index 0, 1, 2... in
@@ -380,9 +390,7 @@ def store_reports(
             rows.append(
                 results.ExecutionRow(identity, retry, e.outcome, e.duration_ms, digest)
             )
-    results.store_results(
-        upload=upload, cases=cases, messages=messages, executions=rows, now=now
-    )
+    return cases, messages, rows
 
 
 def requeue_stale_uploads() -> int:
