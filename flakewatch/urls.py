@@ -1,9 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from flakewatch import views
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("ingest.urls")),
+    path("healthz", views.healthz, name="healthz"),
 ]
 
 handler404 = "flakewatch.views.not_found"

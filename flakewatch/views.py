@@ -25,3 +25,12 @@ def server_error(request: HttpRequest) -> HttpResponse:
             status=500,
         )
     return defaults.server_error(request)
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Answer 200 when the database answers: the compose healthcheck."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})

@@ -58,7 +58,11 @@ FAILED_STATUSES = {"fail", "failed", "failure"}
 _DIRTY_BYTES = re.compile(
     rb"[\x00-\x08\x0b\x0c\x0e-\x1f]|&#(?:x0*(?:[0-8bcefBCEF]|1[0-9a-fA-F])|0*(?:[0-8]|1[124-9]|2[0-9]|3[01]));"
 )
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]|#x1[bB]\[[0-9;]*m")
+# Colour codes as raw ESC, as a character reference (&#x1B;[31m), and as the
+# visible "#x1B[31m" that pytest writes in place of the illegal character.
+_ANSI_ESCAPE = re.compile(
+    r"(?:\x1b|&#(?:x0*1[bB]|0*27);)\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]|#x1[bB]\[[0-9;]*m"
+)
 _ILLEGAL_CHARS = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
     r"|&#(?:x0*(?:[0-8bcefBCEF]|1[0-9a-fA-F])|0*(?:[0-8]|1[124-9]|2[0-9]|3[01]));"
@@ -270,7 +274,7 @@ class _ReportReader:
         events = etree.iterparse(
             io.BytesIO(data),
             events=("start", "end"),
-            tag=("testsuite", "testcase"),
+            tag=("{*}testsuite", "{*}testcase"),
             resolve_entities=False,
             no_network=True,
             load_dtd=False,
@@ -286,11 +290,11 @@ class _ReportReader:
                     self._check_root(elem.getroottree())
                     checked_root = True
                 if event == "start":
-                    if elem.tag == "testsuite":
+                    if elem.tag.endswith("testsuite"):
                         self.suites.append(elem.get("name") or "")
                         self.suite_files.append(elem.get("file") or "")
                     continue
-                if elem.tag == "testcase":
+                if elem.tag.endswith("testcase"):
                     self._read_testcase(elem)
                 else:
                     self.suites.pop()
@@ -322,7 +326,15 @@ class _ReportReader:
                 f"{self.filename}: DOCTYPE declarations are refused; JUnit reports "
                 "need none."
             )
-        tag = etree.QName(tree.getroot()).localname
+        qname = etree.QName(tree.getroot())
+        tag = qname.localname
+        if tag in JUNIT_ROOTS and qname.namespace:
+            # junitparser reads un-namespaced children only: refuse rather than
+            # silently miss every failure.
+            raise ReportError(
+                f"{self.filename}: <{tag}> is in the XML namespace {qname.namespace!r}; "
+                "JUnit XML has no namespace. Remove the xmlns attribute."
+            )
         if tag in JUNIT_ROOTS:
             return
         known = KNOWN_OTHER_FORMATS.get(tag)
@@ -356,37 +368,27 @@ class _ReportReader:
                 interims.append(entry)
             elif isinstance(entry, (Failure, Error, Skipped)):
                 finals.append(entry)
-        executions = report.executions
-        for interim in interims:
-            kind, message, detail = _describe([interim])
-            executions.append(
-                ParsedExecution(
-                    suite,
-                    classname,
-                    name,
-                    file,
-                    INTERIM_OUTCOMES[type(interim)],
-                    None,
-                    kind,
-                    message,
-                    detail,
-                )
-            )
-        outcome, described = _final_outcome(finals, (elem.get("status") or "").lower())
-        kind, message, detail = _describe(described) if described else ("", "", "")
-        executions.append(
+        runs = [
             ParsedExecution(
-                suite,
-                classname,
-                name,
-                file,
-                outcome,
-                duration_ms,
-                kind,
-                message,
-                detail,
+                suite, classname, name, file, INTERIM_OUTCOMES[type(interim)], None,
+                *_describe([interim]),
             )
-        )
+            for interim in interims
+        ]  # fmt: skip
+        outcome, described = _final_outcome(finals, (elem.get("status") or "").lower())
+        final = ParsedExecution(
+            suite, classname, name, file, outcome, duration_ms,
+            *(_describe(described) if described else ("", "", "")),
+        )  # fmt: skip
+        # flaky* children are failed runs before the final (passing) one;
+        # Surefire's <failure> is the first run and rerun* children the reruns.
+        if runs and not isinstance(
+            interims[0], (xunit2.FlakyFailure, xunit2.FlakyError)
+        ):
+            runs.insert(0, final)
+        else:
+            runs.append(final)
+        report.executions.extend(runs)
         if outcome.is_failure:
             report.failures += 1
 

@@ -254,3 +254,7 @@ def test_corpus_report_with_reruns_stores_each_execution(client, upload_token):
     assert outcomes == [(0, 1), (1, 0)]  # failed, then passed on the rerun
     status = Upload.objects.get()
     assert (status.tests_count, status.failures_count) == (1, 0)
+
+
+def test_healthz_answers_when_the_database_does(client, db):
+    assert client.get("/healthz").json() == {"status": "ok"}

@@ -1,0 +1,15 @@
+# One image for web, worker and beat (see docker-compose.yml).
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 FLAKEWATCH_DATA_DIR=/app/var
+WORKDIR /app
+COPY pyproject.toml README.md manage.py ./
+COPY flakewatch ./flakewatch
+COPY ingest ./ingest
+COPY templates ./templates
+RUN pip install --no-cache-dir . \
+    && useradd --system --home /app flakewatch \
+    && mkdir -p /app/var && chown flakewatch /app/var
+USER flakewatch
+RUN DJANGO_SECRET_KEY=build python manage.py collectstatic --no-input
+EXPOSE 8000
+CMD ["gunicorn", "flakewatch.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4"]

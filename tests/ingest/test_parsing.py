@@ -1,0 +1,246 @@
+from __future__ import annotations
+
+import pytest
+
+from flakewatch.outcomes import Outcome
+from ingest.parsing import ReportError, parse_report
+
+
+def _one_testcase(attributes: str = 'name="t"', body: str = "") -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<testsuite name="s"><testcase classname="c" {attributes}>{body}'
+        f"</testcase></testsuite>"
+    ).encode()
+
+
+def test_ansi_escapes_and_control_chars_in_failure_text_are_removed_with_a_warning():
+    report = parse_report(
+        b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        b'<testsuite name="s"><testcase classname="c" name="t">'
+        b'<failure message="m">\x1b[31mAssertionError\x1b[0m\x00 boom\x0b</failure>'
+        b"</testcase></testsuite>",
+        filename="dirty.xml",
+    )
+
+    assert report.testcases == 1
+    [execution] = report.executions
+    assert execution.outcome == Outcome.FAILED
+    assert execution.detail == "AssertionError boom"
+    assert any("ANSI" in warning for warning in report.warnings)
+    assert any("control character" in warning for warning in report.warnings)
+    assert report.errors == []
+
+
+def test_bytes_invalid_in_declared_utf8_are_read_as_latin1_with_a_warning():
+    data = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        b'<testsuite name="s"><testcase classname="c" name="pi\xf1a"/></testsuite>'
+    )
+
+    report = parse_report(data, filename="latin1.xml")
+
+    assert [e.name for e in report.executions] == ["piña"]
+    assert any("Latin-1" in warning for warning in report.warnings)
+
+
+def test_declared_iso_8859_1_report_is_decoded_from_latin1():
+    data = (
+        '<?xml version="1.0" encoding="ISO-8859-1"?>\n'
+        '<testsuite name="s"><testcase classname="c" name="café"/></testsuite>'
+    ).encode("latin-1")
+
+    report = parse_report(data, filename="iso.xml")
+
+    assert [e.name for e in report.executions] == ["café"]
+    assert report.warnings == []
+
+
+def test_utf16_report_with_bom_is_decoded():
+    data = (
+        '<?xml version="1.0" encoding="UTF-16"?>\n'
+        '<testsuite name="s"><testcase classname="c" name="naïve"/></testsuite>'
+    ).encode("utf-16")
+    assert data.startswith((b"\xff\xfe", b"\xfe\xff"))
+
+    report = parse_report(data, filename="utf16.xml")
+
+    assert [e.name for e in report.executions] == ["naïve"]
+    assert report.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("time", "duration_ms"),
+    [("2,503.1", 2_503_100.0), ("1e-3", 1.0), ("0", 0.0), ("0.25", 250.0)],
+)
+def test_time_in_seconds_becomes_milliseconds(time, duration_ms):
+    report = parse_report(_one_testcase(f'name="t" time="{time}"'))
+
+    [execution] = report.executions
+    assert execution.duration_ms == pytest.approx(duration_ms)
+    assert report.warnings == []
+
+
+@pytest.mark.parametrize(
+    "time",
+    [
+        pytest.param("-345345", id="negative"),
+        pytest.param("999638317", id="nanoseconds"),
+        pytest.param("NaN", id="not-a-number"),
+        pytest.param("soon", id="unreadable"),
+    ],
+)
+def test_unusable_time_is_stored_without_a_duration_and_warned_about(time):
+    report = parse_report(_one_testcase(f'name="t" time="{time}"'))
+
+    [execution] = report.executions
+    assert execution.duration_ms is None
+    assert len(report.warnings) == 1
+    assert "stored without a duration" in report.warnings[0]
+
+
+def test_missing_time_is_stored_without_a_duration_silently():
+    report = parse_report(_one_testcase('name="t"'))
+
+    [execution] = report.executions
+    assert execution.duration_ms is None
+    assert report.warnings == []
+
+
+def test_surefire_flaky_failures_then_pass_are_two_failed_runs_and_a_final_pass():
+    body = (
+        '<flakyFailure message="first" type="AssertionError">'
+        "<stackTrace>at First</stackTrace></flakyFailure>"
+        '<flakyFailure message="second" type="AssertionError">'
+        "<stackTrace>at Second</stackTrace></flakyFailure>"
+    )
+
+    report = parse_report(_one_testcase('name="t" time="0.2"', body))
+
+    assert (report.testcases, report.failures) == (1, 0)
+    outcomes = [e.outcome for e in report.executions]
+    assert outcomes == [Outcome.FAILED, Outcome.FAILED, Outcome.PASSED]
+    assert [e.message for e in report.executions[:2]] == ["first", "second"]
+    assert report.executions[-1].duration_ms == pytest.approx(200.0)
+
+
+def test_surefire_rerun_failures_make_every_run_failed_and_the_testcase_a_failure():
+    body = (
+        '<failure message="run 1" type="AssertionError">trace 1</failure>'
+        '<rerunFailure message="run 2" type="AssertionError"/>'
+        '<rerunFailure message="run 3" type="AssertionError"/>'
+    )
+
+    report = parse_report(_one_testcase('name="t"', body))
+
+    assert (report.testcases, report.failures) == (1, 1)
+    assert [e.outcome for e in report.executions] == [Outcome.FAILED] * 3
+
+
+def test_several_failures_in_one_testcase_are_one_failed_run_with_both_texts():
+    body = (
+        '<failure message="first">first text</failure>'
+        '<failure message="second">second text</failure>'
+    )
+
+    report = parse_report(_one_testcase('name="t"', body))
+
+    assert (report.testcases, report.failures) == (1, 1)
+    [execution] = report.executions
+    assert execution.outcome == Outcome.FAILED
+    assert "first text" in execution.detail
+    assert "second text" in execution.detail
+
+
+def test_testcase_without_a_name_is_kept_under_a_placeholder_and_listed_as_an_error():
+    data = (
+        b'<testsuite name="s"><testcase classname="c" name="named"/>'
+        b'<testcase classname="c"><failure message="m"/></testcase></testsuite>'
+    )
+
+    report = parse_report(data, filename="unnamed.xml")
+
+    assert report.testcases == 2
+    named, unnamed = report.executions
+    assert named.name == "named"
+    assert unnamed.name.strip()
+    assert unnamed.name != "named"
+    assert unnamed.outcome == Outcome.FAILED
+    assert len(report.errors) == 1
+    assert "no name" in report.errors[0]
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE testsuite [
+  <!ENTITY lol "lol">
+  <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+  <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+  <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+  <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+  <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+]>
+<testsuite name="s"><testcase classname="c" name="&lol5;"/></testsuite>
+"""
+EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
+<!DOCTYPE testsuite [<!ENTITY secret SYSTEM "file:///etc/passwd">]>
+<testsuite name="s"><testcase classname="c" name="&secret;"/></testsuite>
+"""
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(BILLION_LAUGHS, id="entity-expansion"),
+        pytest.param(EXTERNAL_ENTITY, id="external-entity"),
+    ],
+)
+def test_document_with_entity_declarations_is_refused(data):
+    with pytest.raises(ReportError, match="DOCTYPE"):
+        parse_report(data, filename="attack.xml")
+
+
+def test_nested_testsuites_join_their_names_into_the_suite_path():
+    data = (
+        b'<testsuites name="all"><testsuite name="outer">'
+        b'<testsuite name="inner"><testcase classname="c" name="deep"/></testsuite>'
+        b'<testcase classname="c" name="shallow"/>'
+        b"</testsuite></testsuites>"
+    )
+
+    report = parse_report(data)
+
+    suites = {e.name: e.suite for e in report.executions}
+    assert suites == {"deep": "outer › inner", "shallow": "outer"}
+
+
+def test_report_with_no_testcases_is_valid_and_empty():
+    report = parse_report(b"<testsuites/>")
+
+    assert report.testcases == 0
+    assert report.failures == 0
+    assert report.executions == []
+    assert report.errors == []
+
+
+def test_ansi_colours_written_as_character_references_are_removed():
+    report = parse_report(
+        _one_testcase(body="<failure>&#x1B;[31mred&#x1B;[0m done</failure>")
+    )
+    assert report.executions[0].detail == "red done"
+    assert any("ANSI" in warning for warning in report.warnings)
+
+
+def test_surefire_first_failure_comes_before_its_reruns():
+    report = parse_report(
+        _one_testcase(
+            body='<failure message="first"/><rerunFailure message="second"/>'
+            '<rerunFailure message="third"/>'
+        )
+    )
+    assert [e.message for e in report.executions] == ["first", "second", "third"]
+
+
+def test_namespaced_junit_is_refused_rather_than_read_as_empty():
+    data = b'<testsuites xmlns="urn:x"><testsuite><testcase name="a"/></testsuite></testsuites>'
+    with pytest.raises(ReportError, match="namespace"):
+        parse_report(data)
