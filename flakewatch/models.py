@@ -99,6 +99,10 @@ class Upload(models.Model):
     errors = models.JSONField(default=list, blank=True)
     warnings = models.JSONField(default=list, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Sum of the upload's test durations, and whether it is a CI re-run whose
+    # previous attempt failed only on flaky tests: "time lost to flakiness".
+    duration_total_ms = models.FloatField(default=0)
+    reran_for_flakes = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -173,6 +177,9 @@ class FailureMessage(models.Model):
     kind = models.CharField(max_length=200, blank=True)  # the reported type attribute
     message = models.TextField(blank=True)
     detail = models.TextField(blank=True)  # body text, truncated
+    # The message with numbers, ids, addresses, paths and times masked
+    # (flakewatch.analytics.signatures): failures that differ only there group.
+    signature = models.TextField(blank=True)
 
     class Meta:
         constraints = [
@@ -212,3 +219,153 @@ class CaseResult(models.Model):
 
     def __str__(self) -> str:
         return f"case {self.case_id} upload {self.upload_id} #{self.retry_index}"
+
+
+class Status(models.TextChoices):
+    NEW = "new", "new"
+    HEALTHY = "healthy", "healthy"
+    FLAKY = "flaky", "flaky"
+    BROKEN = "broken", "broken"
+    FIXED = "fixed", "fixed"
+    QUARANTINED = "quarantined", "quarantined"
+
+
+class DailyCaseStat(models.Model):
+    """Per test per day (UTC, by upload time): runs, failures and time spent.
+
+    Additive, so an upload's contribution is added once in the transaction
+    that stores it, and ``recompute`` rebuilds the same rows from raw results.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, db_index=False)
+    day = models.DateField()
+    runs = models.PositiveIntegerField(default=0)  # uploads the test ran in
+    failures = models.PositiveIntegerField(default=0)  # first attempt failed
+    skipped = models.PositiveIntegerField(default=0)
+    duration_total_ms = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            # Also the index of "a test's days", read by analytics.update.
+            models.UniqueConstraint(fields=["case", "day"], name="dailycasestat_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"case {self.case_id} {self.day}"
+
+
+class CommitFailure(models.Model):
+    """A test's runs on one commit in one job, kept only where it failed.
+
+    The evidence store: passes next to failures on the same commit and job
+    are flakiness; failures with passes on the commits around them are
+    isolated; failures many tests share in one run are an incident.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, db_index=False)
+    commit_sha = models.CharField(max_length=64)
+    job = models.CharField(max_length=255)
+    on_default_branch = models.BooleanField()
+    ran_at = models.DateTimeField()  # the commit's first run in this job
+    failed_runs = models.PositiveIntegerField(default=0)
+    passed_runs = models.PositiveIntegerField(default=0)
+    incident_failures = models.PositiveIntegerField(default=0)
+    in_run_flake = models.BooleanField(default=False)  # failed then passed in a run
+    first_failed_upload = models.ForeignKey(
+        Upload, on_delete=models.CASCADE, db_constraint=False, db_index=False
+    )
+    message = models.ForeignKey(
+        FailureMessage, null=True, on_delete=models.SET_NULL, db_constraint=False,
+        db_index=False,
+    )  # fmt: skip
+
+    class Meta:
+        constraints = [
+            # "This test's failures", in commit order, for its verdict.
+            models.UniqueConstraint(
+                fields=["case", "commit_sha", "job"], name="commitfailure_uniq"
+            ),
+        ]
+        indexes = [
+            # Passing tests of an upload whose commit and job already failed.
+            models.Index(
+                fields=["project", "commit_sha", "job"], name="commitfailure_commit_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"case {self.case_id} failed at {self.commit_sha[:12]} in {self.job}"
+
+
+class CaseState(models.Model):
+    """A test's verdict, scores and duration figures: what the API reads."""
+
+    case = models.OneToOneField(
+        Case, primary_key=True, on_delete=models.CASCADE, related_name="state"
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.NEW)
+    quarantined = models.BooleanField(default=False)  # an accepted quarantine
+    flake_score = models.FloatField(default=0)
+    flake_rate = models.FloatField(default=0)
+    runs = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    flake_events = models.PositiveIntegerField(default=0)
+    first_flaky_commit = models.CharField(max_length=64, blank=True)
+    broken_since_commit = models.CharField(max_length=64, blank=True)
+    duration_p50_ms = models.FloatField(null=True)
+    duration_p95_ms = models.FloatField(null=True)
+    duration_regressed = models.BooleanField(default=False)
+    duration_regressed_since_commit = models.CharField(max_length=64, blank=True)
+    total_duration_ms = models.FloatField(default=0)  # CI time in the window
+    last_run_at = models.DateTimeField(null=True)
+    evidence = models.JSONField(default=list)
+    top_signatures = models.JSONField(default=list)
+    # The newest durations as [upload_id, ms, commit] triples, oldest first.
+    recent_durations = models.JSONField(default=list)
+
+    class Meta:
+        indexes = [
+            # queries.case_list filtered by status, ranked by flake_score.
+            models.Index(
+                fields=["project", "status", "-flake_score"],
+                name="casestate_status_idx",
+            ),
+            models.Index(
+                fields=["project", "-flake_score"], name="casestate_score_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"case {self.case_id}: {self.status}"
+
+
+class SuiteState(models.Model):
+    """A suite's duration figures per run (sum of its tests' times)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    name = models.TextField()
+    runs = models.PositiveIntegerField(default=0)
+    tests = models.PositiveIntegerField(default=0)
+    duration_p50_ms = models.FloatField(null=True)
+    duration_p95_ms = models.FloatField(null=True)
+    duration_regressed = models.BooleanField(default=False)
+    duration_regressed_since_commit = models.CharField(max_length=64, blank=True)
+    total_duration_ms = models.FloatField(default=0)
+    last_run_at = models.DateTimeField(null=True)
+    recent_durations = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="suitestate_uniq"),
+        ]
+        indexes = [
+            # queries.suite_list(order="slowest").
+            models.Index(
+                fields=["project", "-total_duration_ms"], name="suitestate_slowest_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
