@@ -43,27 +43,37 @@ def message_digest(kind: str, message: str, detail: str) -> bytes:
     return hashlib.blake2b(key, digest_size=16).digest()
 
 
+@dataclass(frozen=True, slots=True)
+class StoredExecution:
+    """An execution as stored: what the analytics update reads."""
+
+    case_id: int
+    retry_index: int
+    outcome: int
+    duration_ms: float | None
+    message_id: int | None
+
+
 def store_results(
     *,
     upload: Upload,
     cases: dict[bytes, tuple[str, str, str, str]],
-    messages: dict[bytes, tuple[str, str, str]],
+    messages: dict[bytes, tuple[str, str, str, str]],
     executions: list[ExecutionRow],
     now: datetime,
-) -> None:
+) -> list[StoredExecution]:
     """Insert ``upload``'s executions, creating unseen cases and messages.
 
     ``cases`` maps identity hash to (suite, classname, name, file);
-    ``messages`` maps digest to (kind, message, detail). The caller owns the
+    ``messages`` maps digest to (kind, message, detail, signature). The caller owns the
     transaction and must hold the upload's row lock: an upload's rows are
     written once, together with its DONE mark.
     """
     if not executions:
-        return
+        return []
     if connection.vendor == "postgresql":
-        _store_by_copy(upload, cases, messages, executions, now)
-    else:
-        _store_by_orm(upload, cases, messages, executions, now)
+        return _store_by_copy(upload, cases, messages, executions, now)
+    return _store_by_orm(upload, cases, messages, executions, now)
 
 
 def _copy_rows(cursor, table: str, columns: str, rows: Iterable[tuple]) -> None:
@@ -72,14 +82,14 @@ def _copy_rows(cursor, table: str, columns: str, rows: Iterable[tuple]) -> None:
             copy.write_row(row)
 
 
-def _store_by_copy(upload, cases, messages, executions, now) -> None:
+def _store_by_copy(upload, cases, messages, executions, now) -> list[StoredExecution]:
     project_id = upload.project_id
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE fw_stage_case (identity_hash bytea, suite text,"
             " classname text, name text, file text) ON COMMIT DROP;"
             "CREATE TEMP TABLE fw_stage_message (digest bytea, kind text,"
-            " message text, detail text) ON COMMIT DROP;"
+            " message text, detail text, signature text) ON COMMIT DROP;"
             "CREATE TEMP TABLE fw_stage_result (identity_hash bytea, retry_index int2,"
             " outcome int2, duration_ms real, digest bytea) ON COMMIT DROP"
         )
@@ -117,13 +127,14 @@ def _store_by_copy(upload, cases, messages, executions, now) -> None:
             _copy_rows(
                 cursor,
                 "fw_stage_message",
-                "digest, kind, message, detail",
+                "digest, kind, message, detail, signature",
                 ((key, *fields) for key, fields in messages.items()),
             )
             cursor.execute(
                 "INSERT INTO flakewatch_failuremessage"
-                " (project_id, digest, kind, message, detail)"
-                " SELECT %s, digest, kind, message, detail FROM fw_stage_message"
+                " (project_id, digest, kind, message, detail, signature)"
+                " SELECT %s, digest, kind, message, detail, signature"
+                " FROM fw_stage_message"
                 " ON CONFLICT (project_id, digest) DO NOTHING",
                 [project_id],
             )
@@ -136,12 +147,15 @@ def _store_by_copy(upload, cases, messages, executions, now) -> None:
             " JOIN flakewatch_case c"
             "   ON c.project_id = %s AND c.identity_hash = r.identity_hash"
             " LEFT JOIN flakewatch_failuremessage m"
-            "   ON m.project_id = %s AND m.digest = r.digest",
+            "   ON m.project_id = %s AND m.digest = r.digest"
+            " RETURNING case_id, retry_index, outcome, duration_ms, message_id",
             [upload.pk, project_id, project_id],
         )
+        stored = [StoredExecution(*row) for row in cursor.fetchall()]
         # ON COMMIT DROP alone would leave them for a second store in the same
         # (outer) transaction.
         cursor.execute("DROP TABLE fw_stage_case, fw_stage_message, fw_stage_result")
+    return stored
 
 
 def _ids_by_key(queryset, key_field: str, keys: list[bytes]) -> dict[bytes, int]:
@@ -155,7 +169,7 @@ def _ids_by_key(queryset, key_field: str, keys: list[bytes]) -> dict[bytes, int]
     return ids
 
 
-def _store_by_orm(upload, cases, messages, executions, now) -> None:
+def _store_by_orm(upload, cases, messages, executions, now) -> list[StoredExecution]:
     project_id = upload.project_id
     Case.objects.bulk_create(
         [
@@ -181,8 +195,9 @@ def _store_by_orm(upload, cases, messages, executions, now) -> None:
                 kind=kind,
                 message=message,
                 detail=detail,
+                signature=signature,
             )
-            for key, (kind, message, detail) in messages.items()
+            for key, (kind, message, detail, signature) in messages.items()
         ],
         batch_size=ORM_BATCH,
         ignore_conflicts=True,
@@ -193,7 +208,7 @@ def _store_by_orm(upload, cases, messages, executions, now) -> None:
     message_ids = _ids_by_key(
         FailureMessage.objects.filter(project_id=project_id), "digest", list(messages)
     )
-    CaseResult.objects.bulk_create(
+    rows = CaseResult.objects.bulk_create(
         [
             CaseResult(
                 case_id=case_ids[e.identity_hash],
@@ -207,3 +222,9 @@ def _store_by_orm(upload, cases, messages, executions, now) -> None:
         ],
         batch_size=ORM_BATCH,
     )
+    return [
+        StoredExecution(
+            r.case_id, r.retry_index, r.outcome, r.duration_ms, r.message_id
+        )
+        for r in rows
+    ]

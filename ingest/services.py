@@ -27,6 +27,8 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from flakewatch import results
+from flakewatch.analytics import update as analytics
+from flakewatch.analytics.signatures import failure_signature
 from flakewatch.models import Project, Upload, UploadFile
 from ingest.parsing import ParsedReport, ReportError, parse_report
 
@@ -332,7 +334,8 @@ def process_upload(upload_id: int) -> None:
             upload.status = Upload.Status.FAILED
             upload.errors = problems
         else:
-            store_reports(upload, reports, now=now)
+            stored = store_reports(upload, reports, now=now)
+            analytics.apply_upload(upload=upload, executions=stored)
             upload.status = Upload.Status.DONE
             upload.tests_count = sum(r.testcases for r in reports)
             upload.failures_count = sum(r.failures for r in reports)
@@ -346,6 +349,8 @@ def process_upload(upload_id: int) -> None:
                 "failures_count",
                 "errors",
                 "warnings",
+                "duration_total_ms",
+                "reran_for_flakes",
                 "status_changed_at",
                 "finished_at",
             ]
@@ -355,10 +360,10 @@ def process_upload(upload_id: int) -> None:
 
 def store_reports(
     upload: Upload, reports: list[ParsedReport], *, now: datetime
-) -> None:
+) -> list[results.StoredExecution]:
     """Store parsed reports as ``upload``'s results; the caller owns the transaction."""
     cases, messages, rows = execution_rows(reports)
-    results.store_results(
+    return results.store_results(
         upload=upload, cases=cases, messages=messages, executions=rows, now=now
     )
 
@@ -386,7 +391,9 @@ def execution_rows(
             digest = None
             if e.message or e.detail or e.kind:
                 digest = results.message_digest(e.kind, e.message, e.detail)
-                messages.setdefault(digest, (e.kind, e.message, e.detail))
+                if digest not in messages:
+                    signature = failure_signature(e.message, e.detail)
+                    messages[digest] = (e.kind, e.message, e.detail, signature)
             rows.append(
                 results.ExecutionRow(identity, retry, e.outcome, e.duration_ms, digest)
             )

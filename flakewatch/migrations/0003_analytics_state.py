@@ -5,111 +5,245 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('flakewatch', '0002_postgres_storage'),
+        ("flakewatch", "0002_postgres_storage"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='failuremessage',
-            name='signature',
+            model_name="failuremessage",
+            name="signature",
             field=models.TextField(blank=True),
         ),
         migrations.AddField(
-            model_name='upload',
-            name='duration_total_ms',
+            model_name="upload",
+            name="duration_total_ms",
             field=models.FloatField(default=0),
         ),
         migrations.AddField(
-            model_name='upload',
-            name='reran_for_flakes',
+            model_name="upload",
+            name="reran_for_flakes",
             field=models.BooleanField(default=False),
         ),
         migrations.CreateModel(
-            name='CaseState',
+            name="CaseState",
             fields=[
-                ('case', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='state', serialize=False, to='flakewatch.case')),
-                ('status', models.CharField(choices=[('new', 'new'), ('healthy', 'healthy'), ('flaky', 'flaky'), ('broken', 'broken'), ('fixed', 'fixed'), ('quarantined', 'quarantined')], default='new', max_length=12)),
-                ('quarantined', models.BooleanField(default=False)),
-                ('flake_score', models.FloatField(default=0)),
-                ('flake_rate', models.FloatField(default=0)),
-                ('runs', models.PositiveIntegerField(default=0)),
-                ('failures', models.PositiveIntegerField(default=0)),
-                ('flake_events', models.PositiveIntegerField(default=0)),
-                ('first_flaky_commit', models.CharField(blank=True, max_length=64)),
-                ('broken_since_commit', models.CharField(blank=True, max_length=64)),
-                ('duration_p50_ms', models.FloatField(null=True)),
-                ('duration_p95_ms', models.FloatField(null=True)),
-                ('duration_regressed', models.BooleanField(default=False)),
-                ('duration_regressed_since_commit', models.CharField(blank=True, max_length=64)),
-                ('total_duration_ms', models.FloatField(default=0)),
-                ('last_run_at', models.DateTimeField(null=True)),
-                ('evidence', models.JSONField(default=list)),
-                ('top_signatures', models.JSONField(default=list)),
-                ('recent_durations', models.JSONField(default=list)),
-                ('project', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, to='flakewatch.project')),
+                (
+                    "case",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="state",
+                        serialize=False,
+                        to="flakewatch.case",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("new", "new"),
+                            ("healthy", "healthy"),
+                            ("flaky", "flaky"),
+                            ("broken", "broken"),
+                            ("fixed", "fixed"),
+                            ("quarantined", "quarantined"),
+                        ],
+                        default="new",
+                        max_length=12,
+                    ),
+                ),
+                ("quarantined", models.BooleanField(default=False)),
+                ("flake_score", models.FloatField(default=0)),
+                ("flake_rate", models.FloatField(default=0)),
+                ("runs", models.PositiveIntegerField(default=0)),
+                ("failures", models.PositiveIntegerField(default=0)),
+                ("flake_events", models.PositiveIntegerField(default=0)),
+                ("first_flaky_commit", models.CharField(blank=True, max_length=64)),
+                ("broken_since_commit", models.CharField(blank=True, max_length=64)),
+                ("duration_p50_ms", models.FloatField(null=True)),
+                ("duration_p95_ms", models.FloatField(null=True)),
+                ("duration_regressed", models.BooleanField(default=False)),
+                (
+                    "duration_regressed_since_commit",
+                    models.CharField(blank=True, max_length=64),
+                ),
+                ("total_duration_ms", models.FloatField(default=0)),
+                ("last_run_at", models.DateTimeField(null=True)),
+                ("evidence", models.JSONField(default=list)),
+                ("top_signatures", models.JSONField(default=list)),
+                ("recent_durations", models.JSONField(default=list)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        to="flakewatch.project",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['project', 'status', '-flake_score'], name='casestate_status_idx'), models.Index(fields=['project', '-flake_score'], name='casestate_score_idx')],
+                "indexes": [
+                    models.Index(
+                        fields=["project", "status", "-flake_score"],
+                        name="casestate_status_idx",
+                    ),
+                    models.Index(
+                        fields=["project", "-flake_score"], name="casestate_score_idx"
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='CommitFailure',
+            name="CommitFailure",
             fields=[
-                ('id', models.AutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('commit_sha', models.CharField(max_length=64)),
-                ('job', models.CharField(max_length=255)),
-                ('on_default_branch', models.BooleanField()),
-                ('ran_at', models.DateTimeField()),
-                ('failed_runs', models.PositiveIntegerField(default=0)),
-                ('passed_runs', models.PositiveIntegerField(default=0)),
-                ('incident_failures', models.PositiveIntegerField(default=0)),
-                ('in_run_flake', models.BooleanField(default=False)),
-                ('case', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, to='flakewatch.case')),
-                ('first_failed_upload', models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, to='flakewatch.upload')),
-                ('message', models.ForeignKey(db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, to='flakewatch.failuremessage')),
-                ('project', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, to='flakewatch.project')),
+                (
+                    "id",
+                    models.AutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("commit_sha", models.CharField(max_length=64)),
+                ("job", models.CharField(max_length=255)),
+                ("on_default_branch", models.BooleanField()),
+                ("ran_at", models.DateTimeField()),
+                ("failed_runs", models.PositiveIntegerField(default=0)),
+                ("passed_runs", models.PositiveIntegerField(default=0)),
+                ("incident_failures", models.PositiveIntegerField(default=0)),
+                ("in_run_flake", models.BooleanField(default=False)),
+                (
+                    "case",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        to="flakewatch.case",
+                    ),
+                ),
+                (
+                    "first_failed_upload",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        to="flakewatch.upload",
+                    ),
+                ),
+                (
+                    "message",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="flakewatch.failuremessage",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        to="flakewatch.project",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['project', 'commit_sha', 'job'], name='commitfailure_commit_idx')],
-                'constraints': [models.UniqueConstraint(fields=('case', 'commit_sha', 'job'), name='commitfailure_uniq')],
+                "indexes": [
+                    models.Index(
+                        fields=["project", "commit_sha", "job"],
+                        name="commitfailure_commit_idx",
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("case", "commit_sha", "job"), name="commitfailure_uniq"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='DailyCaseStat',
+            name="DailyCaseStat",
             fields=[
-                ('id', models.AutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('day', models.DateField()),
-                ('runs', models.PositiveIntegerField(default=0)),
-                ('failures', models.PositiveIntegerField(default=0)),
-                ('skipped', models.PositiveIntegerField(default=0)),
-                ('duration_total_ms', models.FloatField(default=0)),
-                ('case', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, to='flakewatch.case')),
+                (
+                    "id",
+                    models.AutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("day", models.DateField()),
+                ("runs", models.PositiveIntegerField(default=0)),
+                ("failures", models.PositiveIntegerField(default=0)),
+                ("skipped", models.PositiveIntegerField(default=0)),
+                ("duration_total_ms", models.FloatField(default=0)),
+                (
+                    "case",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        to="flakewatch.case",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('case', 'day'), name='dailycasestat_uniq')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("case", "day"), name="dailycasestat_uniq"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='SuiteState',
+            name="SuiteState",
             fields=[
-                ('id', models.AutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.TextField()),
-                ('runs', models.PositiveIntegerField(default=0)),
-                ('tests', models.PositiveIntegerField(default=0)),
-                ('duration_p50_ms', models.FloatField(null=True)),
-                ('duration_p95_ms', models.FloatField(null=True)),
-                ('duration_regressed', models.BooleanField(default=False)),
-                ('duration_regressed_since_commit', models.CharField(blank=True, max_length=64)),
-                ('total_duration_ms', models.FloatField(default=0)),
-                ('last_run_at', models.DateTimeField(null=True)),
-                ('recent_durations', models.JSONField(default=list)),
-                ('project', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, to='flakewatch.project')),
+                (
+                    "id",
+                    models.AutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("name", models.TextField()),
+                ("runs", models.PositiveIntegerField(default=0)),
+                ("tests", models.PositiveIntegerField(default=0)),
+                ("duration_p50_ms", models.FloatField(null=True)),
+                ("duration_p95_ms", models.FloatField(null=True)),
+                ("duration_regressed", models.BooleanField(default=False)),
+                (
+                    "duration_regressed_since_commit",
+                    models.CharField(blank=True, max_length=64),
+                ),
+                ("total_duration_ms", models.FloatField(default=0)),
+                ("last_run_at", models.DateTimeField(null=True)),
+                ("recent_durations", models.JSONField(default=list)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        to="flakewatch.project",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['project', '-total_duration_ms'], name='suitestate_slowest_idx')],
-                'constraints': [models.UniqueConstraint(fields=('project', 'name'), name='suitestate_uniq')],
+                "indexes": [
+                    models.Index(
+                        fields=["project", "-total_duration_ms"],
+                        name="suitestate_slowest_idx",
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("project", "name"), name="suitestate_uniq"
+                    )
+                ],
             },
         ),
     ]

@@ -1,0 +1,562 @@
+"""Apply one upload to the analytics tables, and replay them all (recompute).
+
+``apply_upload`` runs inside the transaction that stores the upload's results
+and marks it done, so its contribution counts exactly once. It touches only
+the tests and suites in the upload:
+
+1. DailyCaseStat: add the upload's runs, first-attempt failures and time.
+2. CommitFailure: for each test that failed, its (commit, job) failure row,
+   with the passes seen on the same commit and job (this upload's in-run
+   reruns, earlier uploads' re-runs); passes of tests that had failed on this
+   commit and job are added to those rows. Failures that INCIDENT_MIN_TESTS
+   or more tests share, with one signature, in this run are incidents.
+3. CaseState: counts, duration series, and, for tests with failures in the
+   window, the verdict (verdicts.judge) with its evidence.
+4. SuiteState: the suite's duration series.
+
+On PostgreSQL an advisory lock serialises this step per project: a verdict
+reads failures other uploads wrote, so they must be committed, not in flight.
+
+``recompute_project`` empties these tables and replays every done upload in
+run order through ``apply_upload``: the same code, the same order, so the same
+answers as the incremental path.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+
+from flakewatch.analytics.durations import DurationSeries
+from flakewatch.analytics.verdicts import Cell, Position, judge
+from flakewatch.models import (
+    Case,
+    CaseResult,
+    CaseState,
+    CommitFailure,
+    DailyCaseStat,
+    FailureMessage,
+    Project,
+    SuiteState,
+    Upload,
+)
+from flakewatch.outcomes import Outcome
+from flakewatch.results import StoredExecution
+
+logger = logging.getLogger(__name__)
+
+INCIDENT_MIN_TESTS = 10
+WINDOW = timedelta(days=90)
+MAX_TOP_SIGNATURES = 5
+FAILED = (Outcome.FAILED, Outcome.ERROR)
+
+
+@dataclass(slots=True)
+class CaseRun:
+    """One test's part in one upload, its executions folded."""
+
+    first_failed: bool = False
+    failed: bool = False
+    passed: bool = False
+    skipped_only: bool = True
+    duration_ms: float | None = None
+    message_id: int | None = None
+
+
+def fold_runs(executions: Iterable[StoredExecution]) -> dict[int, CaseRun]:
+    """Fold each test's executions (retries) in one upload into a CaseRun."""
+    runs: dict[int, CaseRun] = {}
+    for e in sorted(executions, key=lambda e: (e.case_id, e.retry_index)):
+        run = runs.get(e.case_id)
+        if run is None:
+            run = runs[e.case_id] = CaseRun(first_failed=e.outcome in FAILED)
+        if e.outcome in FAILED:
+            run.failed = True
+            if run.message_id is None:
+                run.message_id = e.message_id
+        elif e.outcome == Outcome.PASSED:
+            run.passed = True
+        if e.outcome != Outcome.SKIPPED:
+            run.skipped_only = False
+        if e.duration_ms is not None:
+            run.duration_ms = e.duration_ms  # the last attempt's time
+    return runs
+
+
+def ran_at(upload: Upload) -> datetime:
+    """When an upload's tests ran: the CI's start time, else arrival."""
+    return upload.started_at or upload.received_at
+
+
+def _lock_project(project_id: int) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # Key space: flakewatch's analytics lock per project.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [0x666C, project_id])
+
+
+def apply_upload(
+    *,
+    upload: Upload,
+    executions: list[StoredExecution],
+    suite_durations: dict[str, tuple[float, int]] | None = None,
+    replay: bool = False,
+) -> None:
+    """Add one upload to the analytics; the caller owns the transaction.
+
+    ``suite_durations`` maps suite name to (total ms, tests) for this upload
+    (default: computed from the tests' suites). Must run once per upload: the
+    caller's DONE mark guarantees it. ``replay`` (recompute) sees only the
+    uploads that ran before this one, as the incremental path saw them.
+    """
+    _lock_project(upload.project_id)
+    runs = fold_runs(executions)
+    when = ran_at(upload)
+    visible = _visible_uploads(upload, when, replay)
+    incident_cases = _incident_cases(runs)
+    _add_daily_stats(runs, when)
+    _record_failures(upload, runs, incident_cases, when, visible)
+    _update_upload_totals(upload, runs)
+    _update_case_states(upload, runs, when, visible)
+    if suite_durations is None:
+        suites = dict(Case.objects.filter(pk__in=list(runs)).values_list("pk", "suite"))
+        suite_durations = suite_durations_of(executions, suites.__getitem__)
+    _update_suite_states(upload, suite_durations, when)
+
+
+def _visible_uploads(upload: Upload, when: datetime, replay: bool) -> Q:
+    """The uploads whose results this one may build on (annotate ``ran``)."""
+    if not replay:
+        return Q(status=Upload.Status.DONE) | Q(pk=upload.pk)
+    return Q(status=Upload.Status.DONE) & (
+        Q(ran__lt=when) | Q(ran=when, pk__lte=upload.pk)
+    )
+
+
+def _incident_cases(runs: dict[int, CaseRun]) -> set[int]:
+    """Tests whose failure in this run many tests share with one signature."""
+    message_ids = {r.message_id for r in runs.values() if r.failed and r.message_id}
+    if not message_ids:
+        return set()
+    signatures = dict(
+        FailureMessage.objects.filter(pk__in=message_ids).values_list("pk", "signature")
+    )
+    by_signature: dict[str, list[int]] = defaultdict(list)
+    for case_id, run in runs.items():
+        signature = signatures.get(run.message_id)
+        if run.failed and signature:
+            by_signature[signature].append(case_id)
+    return {
+        case_id
+        for case_ids in by_signature.values()
+        if len(case_ids) >= INCIDENT_MIN_TESTS
+        for case_id in case_ids
+    }
+
+
+def _add_daily_stats(runs: dict[int, CaseRun], when: datetime) -> None:
+    rows = [
+        (
+            case_id,
+            when.date(),
+            int(run.first_failed),
+            int(run.skipped_only),
+            run.duration_ms or 0.0,
+        )
+        for case_id, run in runs.items()
+    ]
+    table = DailyCaseStat._meta.db_table
+    with connection.cursor() as cursor:
+        # Uses dailycasestat_uniq (case_id, day) as the conflict target.
+        cursor.executemany(
+            f"INSERT INTO {table} (case_id, day, runs, failures, skipped,"
+            " duration_total_ms) VALUES (%s, %s, 1, %s, %s, %s)"
+            " ON CONFLICT (case_id, day) DO UPDATE SET"
+            f" runs = {table}.runs + excluded.runs,"
+            f" failures = {table}.failures + excluded.failures,"
+            f" skipped = {table}.skipped + excluded.skipped,"
+            f" duration_total_ms = {table}.duration_total_ms"
+            " + excluded.duration_total_ms",
+            rows,
+        )
+
+
+def _record_failures(
+    upload: Upload,
+    runs: dict[int, CaseRun],
+    incident_cases: set[int],
+    when: datetime,
+    visible: Q,
+) -> None:
+    project = upload.project
+    on_default = upload.branch == project.default_branch
+    # Uses commitfailure_commit_idx (project, commit_sha, job).
+    existing = dict(
+        CommitFailure.objects.filter(
+            project_id=upload.project_id, commit_sha=upload.commit_sha, job=upload.job
+        ).values_list("case_id", "pk")
+    )
+    failing = [case_id for case_id, run in runs.items() if run.failed]
+    new_failing = [case_id for case_id in failing if case_id not in existing]
+    earlier_passes = (
+        _earlier_passes(upload, new_failing, visible) if new_failing else {}
+    )
+
+    table = CommitFailure._meta.db_table
+    least = "LEAST" if connection.vendor == "postgresql" else "MIN"
+    rows = [
+        (
+            upload.project_id, case_id, upload.commit_sha, upload.job, on_default, when,
+            1, int(runs[case_id].passed) + earlier_passes.get(case_id, 0),
+            int(case_id in incident_cases), runs[case_id].passed and runs[case_id].failed,
+            upload.pk, runs[case_id].message_id,
+        )
+        for case_id in failing
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        if rows:
+            cursor.executemany(
+                f"INSERT INTO {table} (project_id, case_id, commit_sha, job,"
+                " on_default_branch, ran_at, failed_runs, passed_runs,"
+                " incident_failures, in_run_flake, first_failed_upload_id, message_id)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (case_id, commit_sha, job) DO UPDATE SET"
+                f" ran_at = {least}({table}.ran_at, excluded.ran_at),"
+                f" failed_runs = {table}.failed_runs + excluded.failed_runs,"
+                f" passed_runs = {table}.passed_runs + excluded.passed_runs,"
+                f" incident_failures = {table}.incident_failures"
+                " + excluded.incident_failures,"
+                f" in_run_flake = {table}.in_run_flake OR excluded.in_run_flake",
+                rows,
+            )
+    passing_with_failures = [
+        pk
+        for case_id, pk in existing.items()
+        if case_id in runs and runs[case_id].passed and not runs[case_id].failed
+    ]
+    if passing_with_failures:
+        CommitFailure.objects.filter(pk__in=passing_with_failures).update(
+            passed_runs=F("passed_runs") + 1
+        )
+
+
+def _earlier_passes(upload: Upload, case_ids: list[int], visible: Q) -> dict[int, int]:
+    """Count earlier uploads of this commit and job in which each test passed."""
+    earlier = list(
+        # Uses upload_project_commit_idx (project, commit_sha).
+        Upload.objects.annotate(ran=Coalesce("started_at", "received_at"))
+        .filter(
+            visible,
+            project_id=upload.project_id,
+            commit_sha=upload.commit_sha,
+            job=upload.job,
+        )
+        .exclude(pk=upload.pk)
+        .values_list("pk", flat=True)
+    )
+    if not earlier:
+        return {}
+    # Primary key (case_id, upload_id, retry_index): one index probe per pair.
+    passes = (
+        CaseResult.objects.filter(
+            case_id__in=case_ids, upload_id__in=earlier, outcome=Outcome.PASSED
+        )
+        .values_list("case_id", "upload_id")
+        .distinct()
+    )
+    return Counter(case_id for case_id, _ in passes)
+
+
+def _update_upload_totals(upload: Upload, runs: dict[int, CaseRun]) -> None:
+    upload.duration_total_ms = math.fsum(r.duration_ms or 0.0 for r in runs.values())
+    earlier_attempts = list(
+        Upload.objects.filter(
+            project_id=upload.project_id,
+            build=upload.build,
+            job=upload.job,
+            attempt__lt=upload.attempt,
+            status=Upload.Status.DONE,
+            failures_count__gt=0,
+        ).values_list("pk", flat=True)
+    )
+    if not earlier_attempts:
+        return
+    # The re-run was for flakes alone if every test that failed before has
+    # now passed on this commit and job, and none of it was an incident.
+    failures = CommitFailure.objects.filter(
+        project_id=upload.project_id,
+        commit_sha=upload.commit_sha,
+        job=upload.job,
+        first_failed_upload_id__in=earlier_attempts,
+    ).values_list("passed_runs", "incident_failures")
+    failures = list(failures)
+    upload.reran_for_flakes = bool(failures) and all(
+        passed > 0 and incidents == 0 for passed, incidents in failures
+    )
+
+
+def _job_positions(
+    upload: Upload, jobs: set[str], visible: Q
+) -> dict[str, list[Position]]:
+    """Each job's default-branch commits in run order, oldest first."""
+    if not jobs:
+        return {}
+    rows = (
+        Upload.objects.annotate(ran=Coalesce("started_at", "received_at"))
+        .filter(
+            visible,
+            project_id=upload.project_id,
+            branch=upload.project.default_branch,
+            job__in=jobs,
+        )
+        .values_list("job", "commit_sha", "ran", "pk")
+        .order_by("ran", "pk")
+    )
+    positions: dict[str, list[Position]] = defaultdict(list)
+    seen: set[tuple[str, str]] = set()
+    for job, commit, ran, _ in rows:
+        if (job, commit) not in seen:  # a commit's first run places it
+            seen.add((job, commit))
+            positions[job].append(Position(ran, commit))
+    return positions
+
+
+def _cells_by_case(upload: Upload, case_ids: list[int], since: datetime) -> dict:
+    """Failure rows of these tests since ``since``, with evidence details."""
+    cells: dict[int, list[Cell]] = defaultdict(list)
+    signatures: dict[int, Counter] = defaultdict(Counter)
+    rows = (
+        # Uses commitfailure_uniq, whose leading column is case_id.
+        CommitFailure.objects.filter(case_id__in=case_ids, ran_at__gte=since)
+        .order_by("ran_at", "commit_sha", "job")
+        .values_list(
+            "case_id", "commit_sha", "job", "on_default_branch", "ran_at",
+            "failed_runs", "passed_runs", "incident_failures", "in_run_flake",
+            "first_failed_upload_id", "first_failed_upload__build",
+            "first_failed_upload__attempt", "first_failed_upload__branch",
+            "message__message", "message__signature",
+        )
+    )  # fmt: skip
+    for (
+        case_id, commit, job, on_default, cell_ran_at, failed, passed, incidents,
+        in_run, upload_id, build, attempt, branch, message, signature,
+    ) in rows:  # fmt: skip
+        details = {
+            "upload_id": upload_id,
+            "build": build,
+            "attempt": attempt,
+            "branch": branch,
+            "message": message or "",
+        }
+        cells[case_id].append(
+            Cell(
+                commit, job, on_default, cell_ran_at, failed, passed, incidents,
+                in_run, details,
+            )
+        )  # fmt: skip
+        if signature and failed > incidents:
+            signatures[case_id][signature] += 1
+    return cells, signatures
+
+
+STATE_FIELDS = [
+    "status", "flake_score", "flake_rate", "runs", "failures", "flake_events",
+    "first_flaky_commit", "broken_since_commit", "duration_p50_ms",
+    "duration_p95_ms", "duration_regressed", "duration_regressed_since_commit",
+    "total_duration_ms", "last_run_at", "evidence", "top_signatures",
+    "recent_durations",
+]  # fmt: skip
+
+
+def _update_case_states(
+    upload: Upload, runs: dict[int, CaseRun], when: datetime, visible: Q
+) -> None:
+    case_ids = list(runs)
+    states = {s.case_id: s for s in CaseState.objects.filter(case_id__in=case_ids)}
+    cells, signatures = _cells_by_case(upload, case_ids, when - WINDOW)
+    jobs = _job_positions(
+        upload, {c.job for rows in cells.values() for c in rows}, visible
+    )
+    series_by_case: dict[int, DurationSeries] = {}
+    for case_id, run in runs.items():
+        state = states.get(case_id)
+        if state is None:
+            state = states[case_id] = CaseState(
+                case_id=case_id, project_id=upload.project_id
+            )
+        state.runs += 1
+        state.failures += int(run.first_failed)
+        if state.last_run_at is None or when > state.last_run_at:
+            state.last_run_at = when
+        series = DurationSeries.from_json(state.recent_durations)
+        if run.duration_ms is not None and not run.skipped_only:
+            state.total_duration_ms += run.duration_ms
+            series.add(upload.pk, run.duration_ms)
+        series_by_case[case_id] = series
+        state.recent_durations = series.to_json()
+        state.duration_p50_ms, state.duration_p95_ms = series.percentiles()
+
+        last = state.last_run_at
+        test_jobs = {
+            job: [p for p in jobs.get(job, []) if p.ran_at <= last]
+            for job in {c.job for c in cells.get(case_id, [])}
+        }
+        verdict = judge(
+            cells.get(case_id, []), test_jobs, runs=state.runs,
+            quarantined=state.quarantined,
+        )  # fmt: skip
+        state.status = verdict.status
+        state.flake_events = verdict.flake_events
+        state.flake_rate = verdict.flake_rate
+        state.flake_score = verdict.flake_score
+        state.first_flaky_commit = verdict.first_flaky_commit
+        state.broken_since_commit = verdict.broken_since_commit
+        state.evidence = verdict.evidence
+        state.top_signatures = [
+            {"signature": signature, "count": count}
+            for signature, count in signatures[case_id].most_common(MAX_TOP_SIGNATURES)
+        ]
+    _set_regression_commits(states.values(), series_by_case)
+    CaseState.objects.bulk_create(
+        states.values(),
+        update_conflicts=True,
+        unique_fields=["case"],
+        update_fields=STATE_FIELDS,
+        batch_size=2000,
+    )
+
+
+def _set_regression_commits(states: Iterable, series_by_case: dict) -> None:
+    """Fill duration_regressed(_since_commit) from the series' change points."""
+    since_uploads = {
+        s.regressed_since_upload
+        for s in series_by_case.values()
+        if s.regressed_since_upload is not None
+    }
+    commits = dict(
+        Upload.objects.filter(pk__in=since_uploads).values_list("pk", "commit_sha")
+    )
+    for state in states:
+        series = series_by_case.get(state.case_id)
+        since = series.regressed_since_upload if series else None
+        state.duration_regressed = since is not None
+        state.duration_regressed_since_commit = commits.get(since, "") if since else ""
+
+
+def _update_suite_states(
+    upload: Upload, suite_durations: dict[str, tuple[float, int]], when: datetime
+) -> None:
+    if not suite_durations:
+        return
+    states = {
+        s.name: s
+        for s in SuiteState.objects.filter(
+            project_id=upload.project_id, name__in=list(suite_durations)
+        )
+    }
+    series_by_suite = {}
+    for name, (total_ms, tests) in suite_durations.items():
+        state = states.get(name)
+        if state is None:
+            state = states[name] = SuiteState(project_id=upload.project_id, name=name)
+        state.runs += 1
+        state.tests = tests
+        state.total_duration_ms += total_ms
+        if state.last_run_at is None or when > state.last_run_at:
+            state.last_run_at = when
+        series = DurationSeries.from_json(state.recent_durations)
+        series.add(upload.pk, total_ms)
+        state.recent_durations = series.to_json()
+        state.duration_p50_ms, state.duration_p95_ms = series.percentiles()
+        series_by_suite[name] = series
+    since_uploads = {
+        s.regressed_since_upload
+        for s in series_by_suite.values()
+        if s.regressed_since_upload is not None
+    }
+    commits = dict(
+        Upload.objects.filter(pk__in=since_uploads).values_list("pk", "commit_sha")
+    )
+    for name, state in states.items():
+        since = series_by_suite[name].regressed_since_upload
+        state.duration_regressed = since is not None
+        state.duration_regressed_since_commit = commits.get(since, "") if since else ""
+    SuiteState.objects.bulk_create(
+        states.values(),
+        update_conflicts=True,
+        unique_fields=["project", "name"],
+        update_fields=[
+            "runs", "tests", "total_duration_ms", "last_run_at", "recent_durations",
+            "duration_p50_ms", "duration_p95_ms", "duration_regressed",
+            "duration_regressed_since_commit",
+        ],
+    )  # fmt: skip
+
+
+def suite_durations_of(
+    executions: Iterable[StoredExecution], suite_of: Callable[[int], str]
+) -> dict[str, tuple[float, int]]:
+    """Sum the upload's test time per suite (exactly: math.fsum, any order)."""
+    times: dict[str, list[float]] = defaultdict(list)
+    tests: dict[str, set[int]] = defaultdict(set)
+    for e in executions:
+        suite = suite_of(e.case_id)
+        tests[suite].add(e.case_id)
+        if e.duration_ms is not None:
+            times[suite].append(e.duration_ms)
+    return {name: (math.fsum(times[name]), len(ids)) for name, ids in tests.items()}
+
+
+def recompute_project(project: Project, *, progress: Callable | None = None) -> int:
+    """Rebuild every analytics table of ``project`` from raw results.
+
+    Replays the done uploads in run order through ``apply_upload``; keeps
+    accepted quarantines. Owns its transaction; returns uploads replayed.
+    """
+    with transaction.atomic():
+        quarantined = set(
+            CaseState.objects.filter(project=project, quarantined=True).values_list(
+                "case_id", flat=True
+            )
+        )
+        CaseState.objects.filter(project=project).delete()
+        SuiteState.objects.filter(project=project).delete()
+        CommitFailure.objects.filter(project=project).delete()
+        DailyCaseStat.objects.filter(case__project=project).delete()
+        if quarantined:
+            CaseState.objects.bulk_create(
+                CaseState(case_id=pk, project=project, quarantined=True)
+                for pk in quarantined
+            )
+        uploads = list(
+            Upload.objects.filter(project=project, status=Upload.Status.DONE)
+            .select_related("project")
+            .annotate(ran=Coalesce("started_at", "received_at"))
+            .order_by("ran", "pk")
+        )
+        suites = dict(project.cases.values_list("pk", "suite"))
+        for upload in uploads:
+            executions = [
+                StoredExecution(*row)
+                for row in CaseResult.objects.filter(upload_id=upload.pk).values_list(
+                    "case_id", "retry_index", "outcome", "duration_ms", "message_id"
+                )
+            ]
+            apply_upload(
+                upload=upload,
+                executions=executions,
+                suite_durations=suite_durations_of(executions, suites.__getitem__),
+                replay=True,
+            )
+            upload.save(update_fields=["duration_total_ms", "reran_for_flakes"])
+            if progress:
+                progress()
+    return len(uploads)

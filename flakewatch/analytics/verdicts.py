@@ -1,0 +1,287 @@
+"""The verdict on one test from its failures and the commits it ran on.
+
+Evidence of flakiness, strongest first (issue #3, flakiness-science.md §7.5):
+
+- in-run: failed then passed within one run (Surefire flakyFailure,
+  pytest-rerunfailures, gotestsum --rerun-fails);
+- same-commit: failed and passed on the same commit in the same job (a CI
+  re-run, or another build of that commit);
+- isolated: a default-branch failure with passes on the job's commits right
+  before and right after it.
+
+Not evidence: a failure in one job while another job passes on the same
+commit (a configuration difference); failures only on a feature branch (the
+branch's own breakage); failures that many tests share in one run (an
+incident, counted apart). Consecutive failures without any of the above are
+hard failures: BROKEN_MIN_RUNS of them at the newest end of a job's default
+branch history make the test broken since the first of them.
+
+Hysteresis: a flaky episode starts with ENTER_EVENTS pieces of evidence (one
+is not enough), and ends only after the run of passes that makes "still
+flaky" unlikely at the episode's own failure rate
+(scoring.passes_to_call_fixed). A test whose episode ended is fixed. The walk
+is over the history itself, so the verdict does not depend on when it was
+computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flakewatch.analytics import scoring
+
+ENTER_EVENTS = 2
+BROKEN_MIN_RUNS = 3
+PASSES_AFTER_BROKEN = 3
+MIN_RUNS_TO_JUDGE = 5
+MAX_EVIDENCE = 20
+
+IN_RUN, SAME_COMMIT, ISOLATED = "in-run rerun", "same-commit rerun", "isolated failure"
+EVIDENCE_KINDS = (IN_RUN, SAME_COMMIT, ISOLATED)
+HARD, PENDING, INCIDENT, BRANCH = "hard", "pending", "incident", "branch only"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A test's runs on one commit in one job where it failed at least once."""
+
+    commit: str
+    job: str
+    on_default_branch: bool
+    ran_at: datetime
+    failed_runs: int
+    passed_runs: int
+    incident_failures: int
+    in_run_flake: bool
+    details: dict = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Position:
+    """A default-branch commit of a job, in the job's run order."""
+
+    ran_at: datetime
+    commit: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str
+    flake_events: int = 0
+    flake_rate: float = 0.0
+    flake_score: float = 0.0
+    first_flaky_commit: str = ""
+    broken_since_commit: str = ""
+    evidence: list = field(default_factory=list)
+
+
+def classify(cells: list[Cell], jobs: dict[str, list[Position]]) -> dict[Cell, str]:
+    """Return the kind of each cell: an evidence kind, hard, pending, ..."""
+    by_key = {(c.job, c.commit): c for c in cells}
+    kinds: dict[Cell, str] = {}
+    for cell in cells:
+        if cell.failed_runs <= cell.incident_failures:
+            kinds[cell] = INCIDENT
+        elif cell.in_run_flake:
+            kinds[cell] = IN_RUN
+        elif cell.passed_runs > 0:
+            kinds[cell] = SAME_COMMIT
+        elif not cell.on_default_branch:
+            kinds[cell] = BRANCH
+        else:
+            kinds[cell] = _isolation(cell, jobs.get(cell.job, []), by_key)
+    return kinds
+
+
+def _isolation(cell: Cell, positions: list[Position], by_key: dict) -> str:
+    commits = [p.commit for p in positions]
+    if cell.commit not in commits:
+        return HARD
+    index = commits.index(cell.commit)
+    before = _neighbour(cell.job, commits, index, -1, by_key)
+    after = _neighbour(cell.job, commits, index, +1, by_key)
+    if after is None:
+        return PENDING  # the next run decides
+    return ISOLATED if before == "pass" and after == "pass" else HARD
+
+
+def _neighbour(job: str, commits: list[str], index: int, step: int, by_key: dict):
+    """'pass' or 'fail' for the nearest run that is not an incident; None at the end."""
+    index += step
+    while 0 <= index < len(commits):
+        other = by_key.get((job, commits[index]))
+        if other is None:
+            return "pass"
+        if other.failed_runs > other.incident_failures:
+            return "fail"
+        index += step  # an incident says nothing about the test
+    return None
+
+
+def _passes_between(
+    jobs: dict[str, list[Position]],
+    failed: set,
+    start: datetime | None,
+    end: datetime | None,
+) -> int:
+    """Count default-branch runs strictly between two times that did not fail."""
+    count = 0
+    for job, positions in jobs.items():
+        for position in positions:
+            if start is not None and position.ran_at <= start:
+                continue
+            if end is not None and position.ran_at >= end:
+                continue
+            if (job, position.commit) not in failed:
+                count += 1
+    return count
+
+
+def _runs_between(
+    jobs: dict[str, list[Position]], start: datetime, end: datetime | None
+) -> int:
+    return sum(
+        1
+        for positions in jobs.values()
+        for p in positions
+        if p.ran_at >= start and (end is None or p.ran_at <= end)
+    )
+
+
+def _broken_streaks(
+    cells: list[Cell], kinds: dict[Cell, str], jobs: dict[str, list[Position]]
+) -> tuple[str, bool]:
+    """Return (broken_since_commit or '', whether a broken streak has ended)."""
+    by_key = {(c.job, c.commit): c for c in cells}
+    broken_since, ended = "", False
+    for job, positions in jobs.items():
+        streak: list[str] = []
+        passes_after = 0
+        for position in positions:
+            cell = by_key.get((job, position.commit))
+            kind = kinds.get(cell) if cell else None
+            if kind == INCIDENT:
+                continue
+            if kind in (HARD, PENDING):
+                if passes_after and len(streak) >= BROKEN_MIN_RUNS:
+                    ended = ended or passes_after >= PASSES_AFTER_BROKEN
+                if passes_after:
+                    streak, passes_after = [], 0
+                streak.append(position.commit)
+            else:
+                passes_after += 1
+        if len(streak) >= BROKEN_MIN_RUNS and not passes_after:
+            broken_since = broken_since or streak[0]
+        elif len(streak) >= BROKEN_MIN_RUNS and passes_after >= PASSES_AFTER_BROKEN:
+            ended = True
+    return broken_since, ended
+
+
+def _evidence_entry(cell: Cell, kind: str) -> dict:
+    return {
+        "kind": kind,
+        "commit": cell.commit,
+        "job": cell.job,
+        "default_branch": cell.on_default_branch,
+        "ran_at": cell.ran_at.isoformat(),
+        "failed_runs": cell.failed_runs,
+        "passed_runs": cell.passed_runs,
+        **cell.details,
+    }
+
+
+def judge(
+    cells: list[Cell],
+    jobs: dict[str, list[Position]],
+    *,
+    runs: int,
+    quarantined: bool = False,
+) -> Verdict:
+    """Return the verdict on a test.
+
+    ``cells`` are its failures within the window; ``jobs`` maps each job it
+    failed in to that job's default-branch commits up to the test's newest
+    run, oldest first; ``runs`` counts all its runs.
+    """
+    if not cells:
+        status = "new" if runs < MIN_RUNS_TO_JUDGE else "healthy"
+        return Verdict(status="quarantined" if quarantined else status)
+
+    kinds = classify(cells, jobs)
+    failed = {(c.job, c.commit) for c in cells if kinds[c] != INCIDENT}
+    events = sorted(
+        (c for c in cells if kinds[c] in EVIDENCE_KINDS),
+        key=lambda c: (c.ran_at, c.commit),
+    )
+    broken_since, broken_ended = _broken_streaks(cells, kinds, jobs)
+
+    # Walk the evidence in time order, splitting it into episodes at every
+    # run of passes long enough to call the episode fixed.
+    episode: list[Cell] = []
+    ever_fixed = False
+    for event in events:
+        if episode:
+            passes = _passes_between(jobs, failed, episode[-1].ran_at, event.ran_at)
+            if passes >= _needed(jobs, episode):
+                ever_fixed = ever_fixed or len(episode) >= ENTER_EVENTS
+                episode = []
+        episode.append(event)
+    open_episode = bool(episode)
+    if episode:
+        trailing = _passes_between(jobs, failed, episode[-1].ran_at, None)
+        if trailing >= _needed(jobs, episode):
+            ever_fixed = ever_fixed or len(episode) >= ENTER_EVENTS
+            open_episode = False
+
+    window_runs = max(runs, _runs_between(jobs, min(c.ran_at for c in cells), None), 1)
+    if open_episode and len(episode) >= ENTER_EVENTS:
+        status = "flaky"
+        start = episode[0].ran_at
+        episode_runs = max(_runs_between(jobs, start, None), len(episode))
+        k, n = len(episode), episode_runs
+        default_events = [c for c in episode if c.on_default_branch]
+        first_flaky_commit = (default_events or episode)[0].commit
+        shown = episode
+    else:
+        status = "fixed" if (ever_fixed or broken_ended) else "healthy"
+        k, n = len(events), window_runs
+        first_flaky_commit = ""
+        shown = events
+    if broken_since:
+        status = "broken"
+    elif status == "healthy" and runs < MIN_RUNS_TO_JUDGE:
+        status = "new"
+    if quarantined:
+        status = "quarantined"
+
+    evidence = [_evidence_entry(c, kinds[c]) for c in shown[-MAX_EVIDENCE:]]
+    if broken_since:
+        streak_cells = [c for c in cells if kinds[c] in (HARD, PENDING)]
+        evidence = [
+            _evidence_entry(c, "hard failure") for c in streak_cells[-MAX_EVIDENCE:]
+        ]
+    return Verdict(
+        status=status,
+        flake_events=k,
+        flake_rate=min(k / n, 1.0) if n else 0.0,
+        flake_score=scoring.flake_score(k, n),
+        first_flaky_commit=first_flaky_commit
+        if status in ("flaky", "quarantined")
+        else "",
+        broken_since_commit=broken_since,
+        evidence=evidence,
+    )
+
+
+def _needed(jobs: dict[str, list[Position]], episode: list[Cell]) -> int:
+    """Passes that end an episode, at the episode's own failure rate.
+
+    The rate is the posterior mean under the score's prior, so one lone
+    failure (no rate to speak of) is taken as a 4% flake, not a 100% one.
+    """
+    runs = max(_runs_between(jobs, episode[0].ran_at, episode[-1].ran_at), len(episode))
+    rate = (scoring.PRIOR_ALPHA + len(episode)) / (
+        scoring.PRIOR_ALPHA + scoring.PRIOR_BETA + runs
+    )
+    return scoring.passes_to_call_fixed(rate)

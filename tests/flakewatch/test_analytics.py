@@ -1,0 +1,190 @@
+"""Verdicts from histories fed through the real processing path (no broker)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.core.management import call_command
+
+from flakewatch.models import CaseState, SuiteState, Upload
+from ingest import services
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def report(results: dict[str, str], *, times: dict[str, float] | None = None) -> bytes:
+    """A pytest report; results maps test name to pass|fail|infra|flaky|skip."""
+    lines = ['<testsuites><testsuite name="pytest">']
+    for name, outcome in results.items():
+        seconds = (times or {}).get(name, 0.01)
+        attrs = f'classname="tests.test_app" name="{name}" time="{seconds}"'
+        body = {
+            "pass": "",
+            "skip": "<skipped/>",
+            "fail": f'<failure message="assert {name} 0x7f00{len(name)}">AssertionError</failure>',
+            "infra": '<error message="ConnectionRefusedError: [Errno 111] 10.0.0.7:5432"/>',
+            "flaky": '<flakyFailure message="timed out after 31s"/>',
+        }[outcome]
+        lines.append(f"<testcase {attrs}>{body}</testcase>")
+    lines.append("</testsuite></testsuites>")
+    return "\n".join(lines).encode()
+
+
+def ingest(project, commit: int, results: dict, *, job="unit", branch="main",
+           attempt=1, build=None, times=None) -> Upload:  # fmt: skip
+    meta = services.UploadMetadata(
+        commit_sha=f"c{commit:04d}",
+        branch=branch,
+        build=str(build if build is not None else commit),
+        job=job,
+        attempt=attempt,
+        started_at=START + timedelta(hours=commit, minutes=attempt),
+    )
+    data = report(results, times=times)
+    received = services.receive_file("junit.xml", [data], budget=10**8)
+    upload, _ = services.accept_upload(project=project, meta=meta, files=[received])
+    services.process_upload(upload.pk)
+    upload.refresh_from_db()
+    assert upload.status == "done", upload.errors
+    return upload
+
+
+def state(name: str) -> CaseState:
+    return CaseState.objects.select_related("case").get(case__name=name)
+
+
+def test_isolated_default_branch_failures_make_a_test_flaky(project):
+    for commit in range(40):
+        outcome = "fail" if commit in (5, 14, 22, 30) else "pass"
+        ingest(project, commit, {"test_flaky": outcome, "test_ok": "pass"})
+    flaky, ok = state("test_flaky"), state("test_ok")
+    assert flaky.status == "flaky"
+    assert flaky.first_flaky_commit == "c0005"
+    assert {e["kind"] for e in flaky.evidence} == {"isolated failure"}
+    assert [e["commit"] for e in flaky.evidence] == ["c0005", "c0014", "c0022", "c0030"]
+    assert flaky.flake_score > 0
+    assert (ok.status, ok.flake_score) == ("healthy", 0)
+
+
+def test_failure_then_pass_in_a_rerun_is_flaky_evidence(project):
+    for commit in range(10):
+        ingest(project, commit, {"test_x": "flaky" if commit in (2, 6) else "pass"})
+    x = state("test_x")
+    assert x.status == "flaky"
+    assert {e["kind"] for e in x.evidence} == {"in-run rerun"}
+
+
+def test_ci_rerun_passing_on_the_same_commit_is_flaky_evidence(project):
+    for commit in range(12):
+        if commit in (3, 8):
+            ingest(project, commit, {"test_x": "fail"})
+            ingest(project, commit, {"test_x": "pass"}, attempt=2)
+        else:
+            ingest(project, commit, {"test_x": "pass"})
+    x = state("test_x")
+    assert x.status == "flaky"
+    assert [e["kind"] for e in x.evidence] == ["same-commit rerun"] * 2
+    reruns = Upload.objects.filter(attempt=2)
+    assert all(u.reran_for_flakes for u in reruns)
+
+
+def test_test_failing_every_run_since_a_commit_is_broken_not_flaky(project):
+    for commit in range(20):
+        ingest(project, commit, {"test_b": "fail" if commit >= 12 else "pass"})
+        if commit >= 12:  # a CI re-run fails again
+            ingest(project, commit, {"test_b": "fail"}, attempt=2)
+    b = state("test_b")
+    assert (b.status, b.broken_since_commit, b.flake_score) == ("broken", "c0012", 0)
+
+
+def test_broken_then_repaired_test_ends_fixed(project):
+    for commit in range(30):
+        ingest(project, commit, {"test_b": "fail" if 8 <= commit < 15 else "pass"})
+    assert state("test_b").status == "fixed"
+
+
+def test_flaky_until_a_commit_then_stable_ends_fixed(project):
+    for commit in range(120):
+        flaky = commit < 40 and commit % 5 == 2
+        ingest(project, commit, {"test_f": "fail" if flaky else "pass"})
+    assert state("test_f").status == "fixed"
+
+
+def test_failing_only_on_a_feature_branch_is_not_flaky(project):
+    for commit in range(15):
+        ingest(project, commit, {"test_b": "pass"})
+    for commit in range(100, 106):
+        ingest(project, commit, {"test_b": "fail"}, branch="feature/x")
+        ingest(project, commit, {"test_b": "fail"}, branch="feature/x", attempt=2)
+    assert state("test_b").status == "healthy"
+
+
+def test_failing_in_one_configuration_only_is_not_flaky(project):
+    for commit in range(15):
+        ingest(project, commit, {"test_m": "fail"}, job="unit-py311")
+        ingest(project, commit, {"test_m": "pass"}, job="unit-py312")
+    m = state("test_m")
+    assert m.status == "broken"
+    assert m.flake_events == 0
+
+
+def test_many_tests_failing_with_one_signature_are_an_incident(project):
+    names = [f"test_{i}" for i in range(12)]
+    for commit in range(15):
+        if commit == 7:
+            ingest(project, commit, dict.fromkeys(names, "infra"))
+            ingest(project, commit, dict.fromkeys(names, "pass"), attempt=2)
+        else:
+            ingest(project, commit, dict.fromkeys(names, "pass"))
+    statuses = set(CaseState.objects.values_list("status", flat=True))
+    assert statuses == {"healthy"}
+    rerun = Upload.objects.get(attempt=2)
+    assert not rerun.reran_for_flakes  # an incident, not flaky tests
+
+
+def test_fourfold_slowdown_is_a_duration_regression_from_its_commit(project):
+    for commit in range(60):
+        seconds = 0.4 if commit >= 35 else 0.1
+        jitter = 1 + (commit % 5) / 50
+        ingest(project, commit, {"test_s": "pass"}, times={"test_s": seconds * jitter})
+    s = state("test_s")
+    assert s.duration_regressed
+    assert s.duration_regressed_since_commit == "c0035"
+    assert 390 < s.duration_p50_ms < 420
+    suite = SuiteState.objects.get(name="pytest")
+    assert suite.duration_regressed and suite.runs == 60
+
+
+def test_few_runs_are_new(project):
+    for commit in range(3):
+        ingest(project, commit, {"test_n": "pass"})
+    assert state("test_n").status == "new"
+
+
+def test_recompute_gives_the_incremental_answers(project):
+    for commit in range(50):
+        results = {
+            "test_flaky": "fail" if commit % 7 == 3 else "pass",
+            "test_rerun": "flaky" if commit % 9 == 4 else "pass",
+            "test_broken": "fail" if commit > 40 else "pass",
+            "test_ok": "pass",
+        }
+        ingest(project, commit, results, times={"test_ok": 0.1 * (1 + commit // 30)})
+        if commit % 7 == 3:
+            ingest(project, commit, {**results, "test_flaky": "pass"}, attempt=2)
+    fields = [f.name for f in CaseState._meta.fields]
+    before = list(CaseState.objects.order_by("case_id").values_list(*fields))
+    suites_before = list(SuiteState.objects.values_list("name", "recent_durations"))
+    call_command("recompute", "--project", project.slug)
+    assert list(CaseState.objects.order_by("case_id").values_list(*fields)) == before
+    assert list(SuiteState.objects.values_list("name", "recent_durations")) == (
+        suites_before
+    )
+    assert {
+        s.case.name: s.status for s in CaseState.objects.select_related("case")
+    } == {
+        "test_flaky": "flaky",
+        "test_rerun": "flaky",
+        "test_broken": "broken",
+        "test_ok": "healthy",
+    }
