@@ -24,11 +24,12 @@ answers as the incremental path.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
@@ -89,6 +90,47 @@ def fold_runs(executions: Iterable[StoredExecution]) -> dict[int, CaseRun]:
         if e.duration_ms is not None:
             run.duration_ms = e.duration_ms  # the last attempt's time
     return runs
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _select_by_ids(sql: str, ids: list[int], params: list | None = None) -> list:
+    """Run ``sql`` whose ``{ids}`` names the id list: one array on PostgreSQL,
+    chunks of IN lists elsewhere (SQLite caps bound parameters)."""
+    rows: list = []
+    with connection.cursor() as cursor:
+        if _is_postgres():
+            cursor.execute(sql.format(ids="= ANY(%s)"), [ids, *(params or [])])
+            return cursor.fetchall()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(sql.format(ids=f"IN ({marks})"), [*chunk, *(params or [])])
+            rows.extend(cursor.fetchall())
+    return rows
+
+
+def _upsert_by_copy(
+    table: str, columns: list[str], key: str, rows: list, update: str
+) -> None:
+    """Upsert ``rows`` into ``table`` via COPY into a staging copy of it."""
+    stage = f"fw_stage_{table}"
+    column_list = ", ".join(columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS"
+            f" SELECT {column_list} FROM {table} WITH NO DATA"
+        )
+        with cursor.copy(f"COPY {stage} ({column_list}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {stage}"
+            f" ON CONFLICT ({key}) DO UPDATE SET {update}"
+        )
+        cursor.execute(f"DROP TABLE {stage}")
 
 
 def ran_at(upload: Upload) -> datetime:
@@ -174,6 +216,19 @@ def _add_daily_stats(runs: dict[int, CaseRun], when: datetime) -> None:
         for case_id, run in runs.items()
     ]
     table = DailyCaseStat._meta.db_table
+    if _is_postgres():
+        _upsert_by_copy(
+            table,
+            ["case_id", "day", "runs", "failures", "skipped", "duration_total_ms"],
+            "case_id, day",
+            [(r[0], r[1], 1, *r[2:]) for r in rows],
+            f"runs = {table}.runs + excluded.runs,"
+            f" failures = {table}.failures + excluded.failures,"
+            f" skipped = {table}.skipped + excluded.skipped,"
+            f" duration_total_ms = {table}.duration_total_ms"
+            " + excluded.duration_total_ms",
+        )
+        return
     with connection.cursor() as cursor:
         # Uses dailycasestat_uniq (case_id, day) as the conflict target.
         cursor.executemany(
@@ -329,26 +384,32 @@ def _job_positions(
     return positions
 
 
-def _cells_by_case(upload: Upload, case_ids: list[int], since: datetime) -> dict:
+def _cells_by_case(upload: Upload, case_ids: list[int], since: datetime) -> tuple:
     """Failure rows of these tests since ``since``, with evidence details."""
     cells: dict[int, list[Cell]] = defaultdict(list)
     signatures: dict[int, Counter] = defaultdict(Counter)
-    rows = (
+    rows = _select_by_ids(
         # Uses commitfailure_uniq, whose leading column is case_id.
-        CommitFailure.objects.filter(case_id__in=case_ids, ran_at__gte=since)
-        .order_by("ran_at", "commit_sha", "job")
-        .values_list(
-            "case_id", "commit_sha", "job", "on_default_branch", "ran_at",
-            "failed_runs", "passed_runs", "incident_failures", "in_run_flake",
-            "first_failed_upload_id", "first_failed_upload__build",
-            "first_failed_upload__attempt", "first_failed_upload__branch",
-            "message__message", "message__signature",
-        )
-    )  # fmt: skip
+        "SELECT f.case_id, f.commit_sha, f.job, f.on_default_branch, f.ran_at,"
+        " f.failed_runs, f.passed_runs, f.incident_failures, f.in_run_flake,"
+        " f.first_failed_upload_id, u.build, u.attempt, u.branch, m.message,"
+        " m.signature"
+        " FROM flakewatch_commitfailure f"
+        " JOIN flakewatch_upload u ON u.id = f.first_failed_upload_id"
+        " LEFT JOIN flakewatch_failuremessage m ON m.id = f.message_id"
+        " WHERE f.case_id {ids} AND f.ran_at >= %s"
+        " ORDER BY f.ran_at, f.commit_sha, f.job",
+        case_ids,
+        [since],
+    )
+    if not _is_postgres():
+        rows.sort(key=lambda row: (row[4], row[1], row[2]))
     for (
         case_id, commit, job, on_default, cell_ran_at, failed, passed, incidents,
         in_run, upload_id, build, attempt, branch, message, signature,
     ) in rows:  # fmt: skip
+        if isinstance(cell_ran_at, str):  # SQLite hands back text
+            cell_ran_at = datetime.fromisoformat(cell_ran_at)
         details = {
             "upload_id": upload_id,
             "build": build,
@@ -358,13 +419,39 @@ def _cells_by_case(upload: Upload, case_ids: list[int], since: datetime) -> dict
         }
         cells[case_id].append(
             Cell(
-                commit, job, on_default, cell_ran_at, failed, passed, incidents,
-                in_run, details,
+                commit, job, bool(on_default), cell_ran_at, failed, passed,
+                incidents, bool(in_run), details,
             )
         )  # fmt: skip
         if signature and failed > incidents:
             signatures[case_id][signature] += 1
     return cells, signatures
+
+
+@dataclass(slots=True)
+class StateRow:
+    """A CaseState row as plain data: model instances cost 50 µs apiece."""
+
+    case_id: int
+    project_id: int
+    quarantined: bool = False
+    status: str = "new"
+    flake_score: float = 0.0
+    flake_rate: float = 0.0
+    runs: int = 0
+    failures: int = 0
+    flake_events: int = 0
+    first_flaky_commit: str = ""
+    broken_since_commit: str = ""
+    duration_p50_ms: float | None = None
+    duration_p95_ms: float | None = None
+    duration_regressed: bool = False
+    duration_regressed_since_commit: str = ""
+    total_duration_ms: float = 0.0
+    last_run_at: datetime | None = None
+    evidence: list = field(default_factory=list)
+    top_signatures: list = field(default_factory=list)
+    recent_durations: dict | list = field(default_factory=list)
 
 
 STATE_FIELDS = [
@@ -380,7 +467,7 @@ def _update_case_states(
     upload: Upload, runs: dict[int, CaseRun], when: datetime, visible: Q
 ) -> None:
     case_ids = list(runs)
-    states = {s.case_id: s for s in CaseState.objects.filter(case_id__in=case_ids)}
+    states = _load_states(case_ids)
     cells, signatures = _cells_by_case(upload, case_ids, when - WINDOW)
     jobs = _job_positions(
         upload, {c.job for rows in cells.values() for c in rows}, visible
@@ -389,9 +476,7 @@ def _update_case_states(
     for case_id, run in runs.items():
         state = states.get(case_id)
         if state is None:
-            state = states[case_id] = CaseState(
-                case_id=case_id, project_id=upload.project_id
-            )
+            state = states[case_id] = StateRow(case_id, upload.project_id)
         state.runs += 1
         state.failures += int(run.first_failed)
         if state.last_run_at is None or when > state.last_run_at:
@@ -425,12 +510,60 @@ def _update_case_states(
             for signature, count in signatures[case_id].most_common(MAX_TOP_SIGNATURES)
         ]
     _set_regression_commits(states.values(), series_by_case)
-    CaseState.objects.bulk_create(
-        states.values(),
-        update_conflicts=True,
-        unique_fields=["case"],
-        update_fields=STATE_FIELDS,
-        batch_size=2000,
+    _save_states(list(states.values()))
+
+
+def _load_states(case_ids: list[int]) -> dict[int, StateRow]:
+    """Load the CaseState rows of these tests (only the fields folded into)."""
+    rows = _select_by_ids(
+        "SELECT case_id, project_id, runs, failures, total_duration_ms, last_run_at,"
+        " quarantined, recent_durations FROM flakewatch_casestate"
+        " WHERE case_id {ids}",
+        case_ids,
+    )
+    states = {}
+    for case_id, project_id, runs, failures, total, last, quarantined, series in rows:
+        if isinstance(series, str):  # SQLite hands JSON back as text
+            series = json.loads(series)
+        if isinstance(last, str):
+            last = datetime.fromisoformat(last)
+        states[case_id] = StateRow(
+            case_id=case_id, project_id=project_id, runs=runs, failures=failures,
+            total_duration_ms=total, last_run_at=last, quarantined=bool(quarantined),
+            recent_durations=series,
+        )  # fmt: skip
+    return states
+
+
+def _save_states(states: list[StateRow]) -> None:
+    names = ("case_id", "project_id", "quarantined", *STATE_FIELDS)
+    if not _is_postgres():
+        CaseState.objects.bulk_create(
+            [CaseState(**{name: getattr(s, name) for name in names}) for s in states],
+            update_conflicts=True,
+            unique_fields=["case"],
+            update_fields=STATE_FIELDS,
+            batch_size=500,
+        )
+        return
+    dumps = json.dumps
+    rows = (
+        (
+            s.case_id, s.project_id, s.quarantined, s.status, s.flake_score,
+            s.flake_rate, s.runs, s.failures, s.flake_events, s.first_flaky_commit,
+            s.broken_since_commit, s.duration_p50_ms, s.duration_p95_ms,
+            s.duration_regressed, s.duration_regressed_since_commit,
+            s.total_duration_ms, s.last_run_at, dumps(s.evidence),
+            dumps(s.top_signatures), dumps(s.recent_durations),
+        )
+        for s in states
+    )  # fmt: skip
+    _upsert_by_copy(
+        CaseState._meta.db_table,
+        list(names),
+        "case_id",
+        rows,
+        ", ".join(f"{name} = excluded.{name}" for name in STATE_FIELDS),
     )
 
 
