@@ -39,7 +39,6 @@ from django.db.models.functions import Coalesce
 from flakewatch.analytics.durations import DurationSeries
 from flakewatch.analytics.verdicts import Cell, Position, judge
 from flakewatch.models import (
-    Case,
     CaseResult,
     CaseState,
     CommitFailure,
@@ -169,7 +168,11 @@ def apply_upload(
     _update_upload_totals(upload, runs)
     _update_case_states(upload, runs, when, visible)
     if suite_durations is None:
-        suites = dict(Case.objects.filter(pk__in=list(runs)).values_list("pk", "suite"))
+        suites = dict(
+            _select_by_ids(
+                "SELECT id, suite FROM flakewatch_case WHERE id {ids}", list(runs)
+            )
+        )
         suite_durations = suite_durations_of(executions, suites.__getitem__)
     _update_suite_states(upload, suite_durations, when)
 
@@ -505,10 +508,15 @@ def _update_case_states(
         state.first_flaky_commit = verdict.first_flaky_commit
         state.broken_since_commit = verdict.broken_since_commit
         state.evidence = verdict.evidence
-        state.top_signatures = [
-            {"signature": signature, "count": count}
-            for signature, count in signatures[case_id].most_common(MAX_TOP_SIGNATURES)
-        ]
+        counted = signatures.get(case_id)
+        state.top_signatures = (
+            [
+                {"signature": signature, "count": count}
+                for signature, count in counted.most_common(MAX_TOP_SIGNATURES)
+            ]
+            if counted
+            else []
+        )
     _set_regression_commits(states.values(), series_by_case)
     _save_states(list(states.values()))
 
@@ -546,7 +554,10 @@ def _save_states(states: list[StateRow]) -> None:
             batch_size=500,
         )
         return
-    dumps = json.dumps
+
+    def dumps(value, empty="[]", encode=json.dumps):
+        return encode(value) if value else empty
+
     rows = (
         (
             s.case_id, s.project_id, s.quarantined, s.status, s.flake_score,
