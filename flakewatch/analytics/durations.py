@@ -4,19 +4,21 @@ A series (a test's or a suite's durations in run order) is kept as a small
 state: the newest RECENT_SIZE points and a baseline, the geometric mean of the
 points that aged out (an exponentially weighted mean of log durations).
 Regression: the median of the newest RECENT_CHECK runs is at least
-REGRESSION_RATIO times the baseline and 8 of them are at least
+REGRESSION_RATIO times the baseline and CONSISTENT_MIN of them are at least
 CONSISTENT_RATIO times it: markedly and consistently slower, never one slow
 run. While regressed the baseline is frozen (the slowdown does not become the
-new normal), until ACCEPT_AFTER_RUNS runs later, when it does.
+new normal) until ACCEPT_AFTER_RUNS runs later, when it does.
 
 Folding point by point in run order makes a full recompute replay exactly
-what the incremental path did.
+what the incremental path did. The state is one flat JSON list, cheap to load
+and store for every test of every upload:
+``[baseline_log, baseline_points, regressed_since_upload, regressed_runs,
+upload_1, ms_1, upload_2, ms_2, ...]`` (oldest point first).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 RECENT_SIZE = 20
 RECENT_CHECK = 10
@@ -27,103 +29,100 @@ MIN_DELTA_MS = 1.0  # sub-millisecond tests jitter by more than 50%
 BASELINE_WEIGHT = 0.05
 BASELINE_MIN_POINTS = 10
 ACCEPT_AFTER_RUNS = 300
+HEADER = 4  # baseline_log, baseline_points, regressed_since_upload, regressed_runs
 
 
-@dataclass
-class DurationSeries:
-    """State of one duration series; ``recent`` holds [upload_id, ms] pairs."""
-
-    recent: list[list[float]] = field(default_factory=list)
-    baseline_log: float = 0.0
-    baseline_points: int = 0
-    regressed_since_upload: int | None = None
-    regressed_runs: int = 0
-
-    @classmethod
-    def from_json(cls, data: dict | list | None) -> DurationSeries:
-        if not data or not isinstance(data, dict):
-            return cls()
-        return cls(
-            recent=data.get("recent", []),
-            baseline_log=data.get("base", 0.0),
-            baseline_points=data.get("base_n", 0),
-            regressed_since_upload=data.get("since"),
-            regressed_runs=data.get("since_n", 0),
-        )
-
-    def to_json(self) -> dict:
-        return {
-            "recent": self.recent,
-            "base": self.baseline_log,
-            "base_n": self.baseline_points,
-            "since": self.regressed_since_upload,
-            "since_n": self.regressed_runs,
-        }
-
-    def reference_ms(self) -> float | None:
-        """Return the 'before' duration regressions are measured against."""
-        if self.baseline_points >= BASELINE_MIN_POINTS:
-            return math.exp(self.baseline_log)
-        older = [ms for _, ms in self.recent[:-RECENT_CHECK]]
-        if len(older) >= BASELINE_MIN_POINTS // 2:
-            return _median(older)
-        return None
-
-    def add(self, upload_id: int, duration_ms: float) -> None:
-        """Fold one run in; points arrive in run order."""
-        self.recent.append([upload_id, duration_ms])
-        if len(self.recent) > RECENT_SIZE:
-            _, aged_ms = self.recent.pop(0)
-            if self.regressed_since_upload is None:
-                log_ms = math.log(max(aged_ms, 1e-3))
-                if self.baseline_points == 0:
-                    self.baseline_log = log_ms
-                else:
-                    self.baseline_log += BASELINE_WEIGHT * (log_ms - self.baseline_log)
-                self.baseline_points += 1
-        self._judge()
-
-    def _judge(self) -> None:
-        reference = self.reference_ms()
-        newest = [ms for _, ms in self.recent[-RECENT_CHECK:]]
-        if reference is None or len(newest) < RECENT_CHECK:
-            return
-        slow = reference * CONSISTENT_RATIO
-        regressed = (
-            _median(newest) >= reference * REGRESSION_RATIO
-            and _median(newest) - reference >= MIN_DELTA_MS
-            and sum(ms >= slow for ms in newest) >= CONSISTENT_MIN
-        )
-        if regressed and self.regressed_since_upload is None:
-            # The change point: the earliest run from which 80% are slow.
-            for index, (upload_id, ms) in enumerate(self.recent):
-                tail = [later for _, later in self.recent[index:]]
-                if ms >= slow and sum(t >= slow for t in tail) >= 0.8 * len(tail):
-                    self.regressed_since_upload = int(upload_id)
-                    break
-            self.regressed_runs = 0
-        elif regressed:
-            self.regressed_runs += 1
-            if self.regressed_runs >= ACCEPT_AFTER_RUNS:
-                self._accept_new_normal()
-        elif self.regressed_since_upload is not None:
-            self.regressed_since_upload, self.regressed_runs = None, 0
-
-    def _accept_new_normal(self) -> None:
-        self.baseline_log = math.log(max(_median([ms for _, ms in self.recent]), 1e-3))
-        self.baseline_points = max(self.baseline_points, BASELINE_MIN_POINTS)
-        self.regressed_since_upload, self.regressed_runs = None, 0
-
-    def percentiles(self) -> tuple[float | None, float | None]:
-        """Return (p50, p95) of the recent runs, in ms."""
-        values = sorted(ms for _, ms in self.recent)
-        if not values:
-            return None, None
-        return _quantile(values, 0.5), _quantile(values, 0.95)
+def new_series() -> list:
+    return [0.0, 0, None, 0]
 
 
-def _median(values: list[float]) -> float:
-    return _quantile(sorted(values), 0.5)
+def add_point(series: list, upload_id: int, duration_ms: float) -> list:
+    """Fold one run into ``series`` (in place) and return it."""
+    if len(series) < HEADER:
+        series[:] = new_series()
+    series += (upload_id, duration_ms)
+    if len(series) > HEADER + 2 * RECENT_SIZE:
+        aged_ms = series[HEADER + 1]
+        del series[HEADER : HEADER + 2]
+        if series[2] is None:  # the baseline is frozen while regressed
+            log_ms = math.log(max(aged_ms, 1e-3))
+            series[0] = (
+                log_ms
+                if series[1] == 0
+                else series[0] + BASELINE_WEIGHT * (log_ms - series[0])
+            )
+            series[1] += 1
+    _judge(series)
+    return series
+
+
+def durations(series: list) -> list[float]:
+    return series[HEADER + 1 :: 2]
+
+
+def regressed_since(series: list) -> int | None:
+    """Return the upload where the current regression started, if any."""
+    return series[2] if len(series) >= HEADER else None
+
+
+def percentiles(series: list) -> tuple[float | None, float | None]:
+    """Return (p50, p95) of the recent runs, in ms."""
+    values = sorted(durations(series))
+    if not values:
+        return None, None
+    return _quantile(values, 0.5), _quantile(values, 0.95)
+
+
+def _reference_ms(series: list, values: list[float]) -> float | None:
+    """The 'before' duration that regressions are measured against."""
+    if series[1] >= BASELINE_MIN_POINTS:
+        return math.exp(series[0])
+    older = values[:-RECENT_CHECK]
+    if len(older) >= BASELINE_MIN_POINTS // 2:
+        return _quantile(sorted(older), 0.5)
+    return None
+
+
+def _judge(series: list) -> None:
+    values = durations(series)
+    if len(values) < RECENT_CHECK:
+        return
+    reference = _reference_ms(series, values)
+    if reference is None:
+        return
+    newest = values[-RECENT_CHECK:]
+    median = _quantile(sorted(newest), 0.5)
+    slow = reference * CONSISTENT_RATIO
+    regressed = (
+        median >= reference * REGRESSION_RATIO
+        and median - reference >= MIN_DELTA_MS
+        and sum(ms >= slow for ms in newest) >= CONSISTENT_MIN
+    )
+    if regressed and series[2] is None:
+        # Locate the step at the geometric middle of the before and after levels.
+        middle = math.sqrt(reference * median)
+        series[2], series[3] = int(series[HEADER::2][_step_index(values, middle)]), 0
+    elif regressed:
+        series[3] += 1
+        if series[3] >= ACCEPT_AFTER_RUNS:  # the slowdown is the new normal
+            series[0] = math.log(max(_quantile(sorted(values), 0.5), 1e-3))
+            series[1] = max(series[1], BASELINE_MIN_POINTS)
+            series[2], series[3] = None, 0
+    elif series[2] is not None:
+        series[2], series[3] = None, 0
+
+
+def _step_index(values: list[float], threshold: float) -> int:
+    """Return where a fast-then-slow step fits best: the split with the
+    fewest slow runs before it plus fast runs from it on."""
+    is_slow = [ms >= threshold for ms in values]
+    misfits = sum(not s for s in is_slow)  # split at 0: every fast run misfits
+    best, best_index = misfits, 0
+    for index, slow_run in enumerate(is_slow[:-1], start=1):
+        misfits += 1 if slow_run else -1
+        if misfits <= best:  # on a tie the later split: the step is surely there
+            best, best_index = misfits, index
+    return best_index
 
 
 def _quantile(ordered: list[float], q: float) -> float:

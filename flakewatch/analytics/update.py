@@ -36,7 +36,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 
-from flakewatch.analytics.durations import DurationSeries
+from flakewatch.analytics import durations
 from flakewatch.analytics.verdicts import Cell, Position, judge
 from flakewatch.models import (
     CaseResult,
@@ -475,7 +475,7 @@ def _update_case_states(
     jobs = _job_positions(
         upload, {c.job for rows in cells.values() for c in rows}, visible
     )
-    series_by_case: dict[int, DurationSeries] = {}
+    timed = []
     for case_id, run in runs.items():
         state = states.get(case_id)
         if state is None:
@@ -484,13 +484,10 @@ def _update_case_states(
         state.failures += int(run.first_failed)
         if state.last_run_at is None or when > state.last_run_at:
             state.last_run_at = when
-        series = DurationSeries.from_json(state.recent_durations)
-        if run.duration_ms is not None and not run.skipped_only:
-            state.total_duration_ms += run.duration_ms
-            series.add(upload.pk, run.duration_ms)
-        series_by_case[case_id] = series
-        state.recent_durations = series.to_json()
-        state.duration_p50_ms, state.duration_p95_ms = series.percentiles()
+        duration = None if run.skipped_only else run.duration_ms
+        if duration is not None:
+            state.total_duration_ms += duration
+        timed.append((state, duration))
 
         last = state.last_run_at
         test_jobs = {
@@ -517,7 +514,7 @@ def _update_case_states(
             if counted
             else []
         )
-    _set_regression_commits(states.values(), series_by_case)
+    _fold_durations(upload, timed)
     _save_states(list(states.values()))
 
 
@@ -578,21 +575,30 @@ def _save_states(states: list[StateRow]) -> None:
     )
 
 
-def _set_regression_commits(states: Iterable, series_by_case: dict) -> None:
-    """Fill duration_regressed(_since_commit) from the series' change points."""
+def _fold_durations(upload: Upload, timed: list[tuple[object, float | None]]) -> None:
+    """Fold this upload's duration into each test's or suite's series.
+
+    Each row (StateRow or SuiteState) gets its series, p50/p95 and regression
+    fields updated; a run without a usable time leaves the series as it was.
+    """
+    for row, duration_ms in timed:
+        series = row.recent_durations
+        if not isinstance(series, list) or len(series) < durations.HEADER:
+            series = row.recent_durations = durations.new_series()
+        if duration_ms is not None:
+            durations.add_point(series, upload.pk, duration_ms)
+        row.duration_p50_ms, row.duration_p95_ms = durations.percentiles(series)
     since_uploads = {
-        s.regressed_since_upload
-        for s in series_by_case.values()
-        if s.regressed_since_upload is not None
+        durations.regressed_since(row.recent_durations) for row, _ in timed
     }
+    since_uploads.discard(None)
     commits = dict(
         Upload.objects.filter(pk__in=since_uploads).values_list("pk", "commit_sha")
     )
-    for state in states:
-        series = series_by_case.get(state.case_id)
-        since = series.regressed_since_upload if series else None
-        state.duration_regressed = since is not None
-        state.duration_regressed_since_commit = commits.get(since, "") if since else ""
+    for row, _ in timed:
+        since = durations.regressed_since(row.recent_durations)
+        row.duration_regressed = since is not None
+        row.duration_regressed_since_commit = commits.get(since, "")
 
 
 def _update_suite_states(
@@ -606,7 +612,7 @@ def _update_suite_states(
             project_id=upload.project_id, name__in=list(suite_durations)
         )
     }
-    series_by_suite = {}
+    timed = []
     for name, (total_ms, tests) in suite_durations.items():
         state = states.get(name)
         if state is None:
@@ -616,23 +622,8 @@ def _update_suite_states(
         state.total_duration_ms += total_ms
         if state.last_run_at is None or when > state.last_run_at:
             state.last_run_at = when
-        series = DurationSeries.from_json(state.recent_durations)
-        series.add(upload.pk, total_ms)
-        state.recent_durations = series.to_json()
-        state.duration_p50_ms, state.duration_p95_ms = series.percentiles()
-        series_by_suite[name] = series
-    since_uploads = {
-        s.regressed_since_upload
-        for s in series_by_suite.values()
-        if s.regressed_since_upload is not None
-    }
-    commits = dict(
-        Upload.objects.filter(pk__in=since_uploads).values_list("pk", "commit_sha")
-    )
-    for name, state in states.items():
-        since = series_by_suite[name].regressed_since_upload
-        state.duration_regressed = since is not None
-        state.duration_regressed_since_commit = commits.get(since, "") if since else ""
+        timed.append((state, total_ms))
+    _fold_durations(upload, timed)
     SuiteState.objects.bulk_create(
         states.values(),
         update_conflicts=True,
