@@ -29,6 +29,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
     "flakewatch",
     "ingest",
 ]
@@ -130,6 +132,32 @@ FLAKEWATCH_MAX_UPLOAD_BYTES = env.int("FLAKEWATCH_MAX_UPLOAD_BYTES", 50 * 1024 *
 FLAKEWATCH_SWEEP_SECONDS = env.float("FLAKEWATCH_SWEEP_SECONDS", 60.0)
 FLAKEWATCH_REQUEUE_AFTER_SECONDS = env.float("FLAKEWATCH_REQUEUE_AFTER_SECONDS", 120.0)
 FLAKEWATCH_MAX_PROCESS_ATTEMPTS = env.int("FLAKEWATCH_MAX_PROCESS_ATTEMPTS", 5)
+
+# --- Read API (Django REST framework, flakewatch/api.py) ------------------------
+REST_FRAMEWORK = {
+    # Project tokens, not users: request.auth is the ApiToken, request.user None.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["flakewatch.api_auth.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["flakewatch.api_auth.TokenRequired"],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "flakewatch.api.exception_handler",  # {"detail": "..."}
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "flakewatch API",
+    "DESCRIPTION": (
+        "Upload JUnit XML from CI and read the verdicts on a project's tests. Send "
+        '\'Authorization: Bearer <token>\'; errors answer {"detail": "..."}.'
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],  # the schema is public and needs no token
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "flakewatch.api.add_upload_api",  # ingest's plain Django views
+    ],
+}
 
 LOGGING = {
     "version": 1,

@@ -6,6 +6,7 @@ from flakewatch import views
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("ingest.urls")),
+    path("api/v1/", include("flakewatch.api_urls")),
     path("healthz", views.healthz, name="healthz"),
 ]
 

@@ -24,8 +24,11 @@ RAW_CONTENT_TYPES = {
 MULTIPART_OVERHEAD = 1024 * 1024
 
 
-def error(status: int, detail: str) -> JsonResponse:
-    return JsonResponse({"detail": detail}, status=status)
+def error(status: int, detail: str, *, allow: str = "") -> JsonResponse:
+    response = JsonResponse({"detail": detail}, status=status)
+    if allow:
+        response["Allow"] = allow
+    return response
 
 
 def _token(request: HttpRequest, scopes: tuple[str, ...]) -> ApiToken | JsonResponse:
@@ -82,7 +85,7 @@ def _received_files(request: HttpRequest) -> list[services.ReceivedFile]:
 def uploads(request: HttpRequest) -> JsonResponse:
     """Accept a JUnit XML upload: multipart files or a raw XML body."""
     if request.method != "POST":
-        return error(405, "Use POST to upload reports.")
+        return error(405, "Use POST to upload reports.", allow="POST")
     token = _token(request, (ApiToken.Scope.UPLOAD,))
     if isinstance(token, JsonResponse):
         return token
@@ -127,10 +130,11 @@ def services_error(exc: UploadRejected) -> JsonResponse:
     return error(exc.status, exc.detail)
 
 
+@csrf_exempt  # token-authenticated; and so that other methods get JSON, not CSRF HTML
 def upload_status(request: HttpRequest, upload_id: int) -> JsonResponse:
     """Report an upload's processing status and counts."""
-    if request.method != "GET":
-        return error(405, "Use GET to read an upload's status.")
+    if request.method not in ("GET", "HEAD"):
+        return error(405, "Use GET to read an upload's status.", allow="GET, HEAD")
     token = _token(request, (ApiToken.Scope.UPLOAD, ApiToken.Scope.READ))
     if isinstance(token, JsonResponse):
         return token

@@ -1,0 +1,501 @@
+"""Read API: a project's tests, one test's history, its suites, a summary.
+
+Views check the token's project and the query string, call one function of
+``flakewatch.queries`` and render its dataclasses through the serializers
+below, which exist to fix the JSON shape and to document it in the OpenAPI
+schema at /api/v1/openapi.json; they hold no logic.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
+from rest_framework import serializers
+from rest_framework import views as drf_views
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import (
+    APIException,
+    MethodNotAllowed,
+    NotAuthenticated,
+    NotFound,
+)
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
+
+from flakewatch import queries
+from flakewatch.api_auth import MISSING_TOKEN
+from flakewatch.models import Project, Status
+from flakewatch.outcomes import Outcome
+
+# Far beyond any project (50 million tests), and it keeps OFFSET in range.
+MAX_PAGE = 1_000_000
+PAGE_DIGITS = re.compile(r"[0-9]{1,7}")
+OUTCOMES = [o.name.lower() for o in Outcome]
+
+
+class BadRequest(APIException):
+    status_code = 400
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    """Answer every API error as ``{"detail": "<sentence>"}``."""
+    response = drf_views.exception_handler(exc, context)
+    if response is None:
+        return None  # not an API error: Django's handler500 answers
+    if isinstance(exc, NotAuthenticated):
+        detail = MISSING_TOKEN
+    elif isinstance(exc, MethodNotAllowed):
+        detail = f"Use GET: the read API does not accept {context['request'].method}."
+    else:
+        detail = " ".join(_messages(response.data))
+    response.data = {"detail": detail}
+    return response
+
+
+def _messages(data: Any) -> list[str]:
+    # DRF's error data is a message, or a list or dict of them (field errors).
+    if isinstance(data, dict):
+        if set(data) == {"detail"}:
+            return _messages(data["detail"])
+        return [f"{key}: {m}" for key, value in data.items() for m in _messages(value)]
+    if isinstance(data, list):
+        return [m for item in data for m in _messages(item)]
+    return [str(data)]
+
+
+# --- Response shapes ----------------------------------------------------------
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What went wrong and what to do.")
+
+
+def _commit(help_text: str) -> serializers.CharField:
+    return serializers.CharField(allow_null=True, help_text=help_text)
+
+
+def _ms(help_text: str) -> serializers.FloatField:
+    return serializers.FloatField(allow_null=True, help_text=help_text)
+
+
+class CaseSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The test's id within flakewatch.")
+    suite = serializers.CharField(help_text="As reported; may be empty.")
+    classname = serializers.CharField(help_text="As reported; may be empty.")
+    name = serializers.CharField(help_text="As reported.")
+    file = serializers.CharField(help_text="As reported; may be empty.")
+    team = serializers.CharField(
+        allow_null=True,
+        help_text="The owning team's slug. Always null: tests have no owners yet.",
+    )
+    status = serializers.ChoiceField(
+        choices=Status.values,
+        help_text="The verdict; 'new' until the analytics has judged the test.",
+    )
+    flake_score = serializers.FloatField(help_text="Higher is flakier; 0 if none.")
+    flake_rate = serializers.FloatField(help_text="Share of runs that flaked, 0..1.")
+    runs = serializers.IntegerField(help_text="Runs in the analysis window.")
+    failures = serializers.IntegerField(help_text="Failed runs in the window.")
+    first_flaky_commit = _commit("The first commit it flaked on, if any.")
+    duration_p50 = _ms("Median duration, milliseconds; null if never timed.")
+    duration_p95 = _ms("95th percentile duration, milliseconds.")
+    duration_regressed = serializers.BooleanField(
+        help_text="Whether its duration rose significantly."
+    )
+
+
+class ExecutionSerializer(serializers.Serializer):
+    upload_id = serializers.IntegerField()
+    commit = serializers.CharField()
+    branch = serializers.CharField()
+    build = serializers.CharField()
+    job = serializers.CharField()
+    attempt = serializers.IntegerField(help_text="The CI re-run counter of the job.")
+    retry_index = serializers.IntegerField(help_text="The run within one upload.")
+    outcome = serializers.ChoiceField(choices=OUTCOMES)
+    duration_ms = _ms("Null when the report gave no usable time.")
+    ran_at = serializers.DateTimeField(
+        help_text="When the CI job started, or else when its upload arrived."
+    )
+    message = serializers.CharField(
+        allow_null=True, help_text="The failure, error or skip message as reported."
+    )
+
+
+@extend_schema_field(
+    {"type": "array", "items": {}, "description": "As stored by the analytics."}
+)
+class PassThroughListField(serializers.JSONField):
+    pass
+
+
+class CaseDetailSerializer(CaseSerializer):
+    broken_since_commit = _commit("The commit since which it fails, if broken.")
+    duration_regressed_since_commit = _commit("The commit its slowdown began at.")
+    flake_events = serializers.IntegerField(help_text="Flaky runs in the window.")
+    total_duration_ms = serializers.FloatField(help_text="CI time in the window.")
+    last_run_at = serializers.DateTimeField(allow_null=True)
+    evidence = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="The observations behind the verdict, as stored.",
+    )
+    top_signatures = PassThroughListField(
+        help_text="Its most frequent failure signatures, as stored."
+    )
+    history = ExecutionSerializer(
+        many=True, help_text="The last 50 executions, newest first."
+    )
+
+
+class CasePageSerializer(serializers.Serializer):
+    results = CaseSerializer(many=True)
+    next = serializers.URLField(
+        allow_null=True, help_text="The next page's absolute URL; null on the last."
+    )
+
+
+class SuiteSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    runs = serializers.IntegerField()
+    tests = serializers.IntegerField()
+    duration_p50 = _ms("Median duration of a run of the suite, milliseconds.")
+    duration_p95 = _ms("95th percentile duration, milliseconds.")
+    duration_regressed = serializers.BooleanField()
+    duration_regressed_since_commit = _commit("The commit its slowdown began at.")
+    total_duration_ms = serializers.FloatField(help_text="CI time in the window.")
+
+
+class SuitePageSerializer(serializers.Serializer):
+    results = SuiteSerializer(many=True)
+    next = serializers.URLField(allow_null=True)
+
+
+class TestsByStatusSerializer(serializers.Serializer):
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {status: serializers.IntegerField() for status in Status.values}
+
+
+class ProjectSummarySerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    default_branch = serializers.CharField()
+    tests = serializers.IntegerField(help_text="Tests seen in the project.")
+    tests_by_status = TestsByStatusSerializer(
+        help_text="Tests per verdict; tests not judged yet count as 'new'."
+    )
+    uploads = serializers.IntegerField(help_text="Uploads received.")
+    time_lost_to_flakiness_ms = serializers.FloatField(
+        help_text="Test time of CI jobs re-run because of flaky failures."
+    )
+
+
+# --- Views --------------------------------------------------------------------
+
+ERRORS = {
+    401: OpenApiResponse(ErrorSerializer, "No token, or not a token of this API."),
+    404: OpenApiResponse(ErrorSerializer, "No such project or test for this token."),
+}
+BAD_QUERY = {400: OpenApiResponse(ErrorSerializer, "A query parameter is not valid.")}
+SLUG = OpenApiParameter(
+    "slug",
+    {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"},
+    OpenApiParameter.PATH,
+    description="The project of the token.",
+)
+PAGE = OpenApiParameter(
+    "page",
+    {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+    description=f"1-based page number; {queries.PAGE_SIZE} items a page.",
+)
+
+
+def _project(request: Request, slug: str) -> Project:
+    project = request.auth.project
+    if slug != project.slug:
+        # Another project's slug reads exactly like an unknown one.
+        raise NotFound(
+            f"No project {slug!r} for this token; use a token of that project."
+        )
+    return project
+
+
+def _choice(request: Request, name: str, choices: list[str]) -> str | None:
+    value = request.query_params.get(name)
+    if value is not None and value not in choices:
+        raise BadRequest(f"{name} must be one of {', '.join(choices)}.")
+    return value
+
+
+def _page(request: Request) -> int:
+    value = request.query_params.get("page", "1")
+    if not PAGE_DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_PAGE:
+        raise BadRequest(f"page must be a whole number from 1 to {MAX_PAGE}.")
+    return int(value)
+
+
+def _next_url(request: Request, page: int, has_next: bool) -> str | None:
+    if not has_next:
+        return None
+    return replace_query_param(request.build_absolute_uri(), "page", page + 1)
+
+
+@extend_schema(
+    operation_id="project_summary",
+    tags=["read"],
+    parameters=[SLUG],
+    responses={200: ProjectSummarySerializer, **ERRORS},
+)
+@api_view(["GET"])
+def project_summary(request: Request, slug: str) -> Response:
+    """Summarise a project: tests per verdict, uploads, time lost to flakes."""
+    summary = queries.project_summary(_project(request, slug))
+    return Response(ProjectSummarySerializer(summary).data)
+
+
+@extend_schema(
+    operation_id="list_tests",
+    tags=["read"],
+    parameters=[
+        SLUG,
+        OpenApiParameter(
+            "status", enum=Status.values, description="Only tests with this verdict."
+        ),
+        OpenApiParameter(
+            "team",
+            description=(
+                "Only tests owned by this team. Tests have no owners yet, so any "
+                "value answers an empty list."
+            ),
+        ),
+        OpenApiParameter(
+            "q",
+            description="Only tests whose suite, classname, name or file contains "
+            "this text (case-insensitive).",
+        ),
+        PAGE,
+    ],
+    responses={200: CasePageSerializer, **BAD_QUERY, **ERRORS},
+)
+@api_view(["GET"])
+def case_list(request: Request, slug: str) -> Response:
+    """List a project's tests, highest flake score first (then by id)."""
+    project = _project(request, slug)
+    status = _choice(request, "status", Status.values)
+    number = _page(request)
+    page = queries.case_list(
+        project,
+        status=status,
+        team=request.query_params.get("team"),
+        q=request.query_params.get("q"),
+        page=number,
+    )
+    body = {"results": page.results, "next": _next_url(request, number, page.has_next)}
+    return Response(CasePageSerializer(body).data)
+
+
+@extend_schema(
+    operation_id="get_test",
+    tags=["read"],
+    parameters=[SLUG],
+    responses={200: CaseDetailSerializer, **ERRORS},
+)
+@api_view(["GET"])
+def case_detail(request: Request, slug: str, case_id: int) -> Response:
+    """Show one test: its verdict, the evidence, its last 50 executions."""
+    project = _project(request, slug)
+    case = queries.case_detail(project, case_id=case_id)
+    if case is None:
+        raise NotFound(f"No test {case_id} in project {project.slug}.")
+    return Response(CaseDetailSerializer(case).data)
+
+
+@extend_schema(
+    operation_id="list_suites",
+    tags=["read"],
+    parameters=[
+        SLUG,
+        OpenApiParameter(
+            "order",
+            enum=list(queries.SUITE_ORDERS),
+            default="slowest",
+            description="'slowest': most CI time first; 'name': alphabetical.",
+        ),
+        PAGE,
+    ],
+    responses={200: SuitePageSerializer, **BAD_QUERY, **ERRORS},
+)
+@api_view(["GET"])
+def suite_list(request: Request, slug: str) -> Response:
+    """List a project's suites, slowest first or by name."""
+    project = _project(request, slug)
+    order = _choice(request, "order", list(queries.SUITE_ORDERS)) or "slowest"
+    number = _page(request)
+    page = queries.suite_list(project, order=order, page=number)
+    body = {"results": page.results, "next": _next_url(request, number, page.has_next)}
+    return Response(SuitePageSerializer(body).data)
+
+
+# --- The upload API in the schema --------------------------------------------
+
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+_UPLOAD_REF = {"$ref": "#/components/schemas/Upload"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": _ERROR_REF}},
+    }
+
+
+_UPLOAD = {
+    "type": "object",
+    "required": [
+        "id",
+        "status",
+        "status_url",
+        "tests",
+        "failures",
+        "errors",
+        "warnings",
+    ],
+    "properties": {
+        "id": {"type": "string"},
+        "status": {
+            "type": "string",
+            "enum": ["queued", "processing", "done", "failed"],
+        },
+        "status_url": {"type": "string"},
+        "tests": {"type": "integer", "description": "Testcases ingested."},
+        "failures": {
+            "type": "integer",
+            "description": "Final outcome failed or error.",
+        },
+        "errors": {"type": "array", "items": {"type": "string"}},
+        "warnings": {"type": "array", "items": {"type": "string"}},
+    },
+}
+# The limits ingest.services.read_metadata enforces (it strips whitespace).
+_UPLOAD_FIELDS = {
+    "commit": {"type": "string", "minLength": 1, "maxLength": 64},
+    "branch": {"type": "string", "minLength": 1, "maxLength": 255},
+    "build": {"type": "string", "minLength": 1, "maxLength": 255},
+    "job": {"type": "string", "minLength": 1, "maxLength": 255},
+    "attempt": {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1},
+    "build_url": {
+        "type": "string",
+        "format": "uri",
+        "pattern": "^https?://",
+        "maxLength": 1000,
+    },
+    "started_at": {"type": "string", "format": "date-time"},
+}
+_REQUIRED_FIELDS = ["commit", "branch", "build", "job"]
+
+
+def _upload_operations() -> dict[str, Any]:
+    ok = {
+        "description": "The upload.",
+        "content": {"application/json": {"schema": _UPLOAD_REF}},
+    }
+    security = [{"bearerToken": []}]
+    return {
+        "/api/v1/uploads": {
+            "post": {
+                "operationId": "create_upload",
+                "tags": ["upload"],
+                "summary": "Upload JUnit XML reports of one CI job (an upload token).",
+                "description": (
+                    "Multipart form fields and 'file' parts (.gz accepted), or one "
+                    "report as the raw body with the fields as query parameters "
+                    "(query parameters are read only for a raw body). A raw body "
+                    "may be gzip: send 'Content-Encoding: gzip', or a content type "
+                    "of application/gzip, application/x-gzip or "
+                    "application/octet-stream."
+                ),
+                "security": security,
+                "parameters": [
+                    {"name": name, "in": "query", "required": False, "schema": schema}
+                    for name, schema in _UPLOAD_FIELDS.items()
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": [*_REQUIRED_FIELDS, "file"],
+                                "properties": {
+                                    **_UPLOAD_FIELDS,
+                                    "file": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "items": {"type": "string", "format": "binary"},
+                                    },
+                                },
+                            }
+                        },
+                        "application/xml": {"schema": {"type": "string"}},
+                        # Also accepted, with the same body: text/xml,
+                        # application/gzip and application/x-gzip.
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        },
+                    },
+                },
+                "responses": {
+                    "200": {
+                        **ok,
+                        "description": "The same reports again: the first upload.",
+                    },
+                    "202": {**ok, "description": "Stored and queued for processing."},
+                    "400": _error("A field is missing or malformed, or no file."),
+                    "401": _error("No token, or not an upload token."),
+                    "413": _error("The reports exceed the size limit."),
+                    "415": _error("Not multipart, XML or gzip."),
+                },
+            }
+        },
+        "/api/v1/uploads/{upload_id}": {
+            "get": {
+                "operationId": "get_upload",
+                "tags": ["upload"],
+                "summary": "An upload's processing status and counts.",
+                "security": security,
+                "parameters": [
+                    {
+                        "name": "upload_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 0},
+                    }
+                ],
+                "responses": {
+                    "200": ok,
+                    "401": _error("No token, or not a token of this API."),
+                    "404": _error("No such upload in the token's project."),
+                },
+            }
+        },
+    }
+
+
+def add_upload_api(result: dict, generator, request, public: bool) -> dict:
+    """Describe the upload endpoints of ``ingest.api``, plain Django views.
+
+    A drf-spectacular postprocessing hook: those views are not DRF's, so the
+    generator cannot see them; this description is kept by hand and the
+    schema test sends requests to check it.
+    """
+    result["paths"].update(_upload_operations())
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Upload"] = _UPLOAD
+    return result

@@ -1,0 +1,72 @@
+"""Bearer-token authentication for the DRF views of the read API.
+
+Kept apart from ``flakewatch.api``: DRF imports the classes named in
+``REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]`` while ``rest_framework.views``
+itself is being imported, so a views module naming its own authentication class
+there would import itself half-built.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from flakewatch.models import ApiToken
+from flakewatch.tokens import authenticate
+
+# The same sentences as the upload API in ingest/api.py: one wording for CI
+# scripts whichever endpoint they call.
+MISSING_TOKEN = "Authentication required: send 'Authorization: Bearer <token>'."
+INVALID_TOKEN = (
+    "The token is not valid for this endpoint (unknown, revoked or of the wrong "
+    "scope); create one with 'manage.py createtoken'."
+)
+READ_SCOPES = (ApiToken.Scope.READ, ApiToken.Scope.UPLOAD)
+
+
+class BearerTokenAuthentication(BaseAuthentication):
+    """Accept a project's read or upload token as ``request.auth``.
+
+    There are no users behind tokens, so ``request.user`` stays None
+    (``UNAUTHENTICATED_USER`` is None in settings).
+    """
+
+    def authenticate(self, request: Request) -> tuple[None, ApiToken] | None:
+        header = request.headers.get("Authorization", "")
+        if not header:
+            return None  # TokenRequired then answers 401 with MISSING_TOKEN
+        token = authenticate(header, scopes=READ_SCOPES)
+        if token is None:
+            raise AuthenticationFailed(INVALID_TOKEN)
+        return None, token
+
+    def authenticate_header(self, request: Request) -> str:
+        # A WWW-Authenticate value is what makes DRF answer 401 rather than 403.
+        return 'Bearer realm="flakewatch"'
+
+
+class TokenRequired(BasePermission):
+    """Let a request through only with a token found by the authenticator."""
+
+    def has_permission(self, request: Request, view) -> bool:
+        return isinstance(request.auth, ApiToken)
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """Describe ``BearerTokenAuthentication`` in the OpenAPI schema."""
+
+    target_class = BearerTokenAuthentication
+    name = "bearerToken"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "A project token from 'manage.py createtoken SLUG --scope read|upload'."
+                " The read API takes either scope; uploading takes an upload token."
+            ),
+        }

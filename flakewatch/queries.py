@@ -1,0 +1,365 @@
+"""Read path of the API: a project's tests, one test's history, its suites.
+
+Every query takes the project and filters by it first (no id is looked up
+outside its project), runs a fixed number of statements whatever the number
+of rows, and returns frozen dataclasses rather than model instances. A test
+the analytics has not judged yet (no ``CaseState`` row) reads as the model's
+defaults: status "new", zero counts, null durations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from django.db.models import Count, F, Q, Sum, Value
+from django.db.models.functions import Coalesce, NullIf
+
+from flakewatch.models import (
+    Case,
+    CaseResult,
+    CaseState,
+    Project,
+    Status,
+    SuiteState,
+    Upload,
+)
+from flakewatch.outcomes import Outcome
+
+PAGE_SIZE = 50
+HISTORY_LENGTH = 50
+SUITE_ORDERS = ("slowest", "name")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    results: list[T]
+    has_next: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRow:
+    """A test and its verdict; durations in milliseconds."""
+
+    id: int
+    suite: str
+    classname: str
+    name: str
+    file: str
+    team: str | None
+    status: str
+    flake_score: float
+    flake_rate: float
+    runs: int
+    failures: int
+    first_flaky_commit: str | None
+    duration_p50: float | None
+    duration_p95: float | None
+    duration_regressed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """One run of a test, with its upload's commit, job and time."""
+
+    upload_id: int
+    commit: str
+    branch: str
+    build: str
+    job: str
+    attempt: int
+    retry_index: int
+    outcome: str  # passed, failed, error or skipped
+    duration_ms: float | None
+    ran_at: datetime
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseDetail(CaseRow):
+    """A test's verdict with its evidence and newest executions first."""
+
+    broken_since_commit: str | None
+    duration_regressed_since_commit: str | None
+    flake_events: int
+    total_duration_ms: float
+    last_run_at: datetime | None
+    evidence: list[dict[str, Any]]
+    top_signatures: list[Any]
+    history: list[Execution]
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteRow:
+    """A suite's duration figures per run, in milliseconds."""
+
+    name: str
+    runs: int
+    tests: int
+    duration_p50: float | None
+    duration_p95: float | None
+    duration_regressed: bool
+    duration_regressed_since_commit: str | None
+    total_duration_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectSummary:
+    slug: str
+    name: str
+    default_branch: str
+    tests: int
+    tests_by_status: dict[str, int]
+    uploads: int
+    time_lost_to_flakiness_ms: float
+
+
+# CaseState columns read for a list row, under the names the API uses. A
+# commit column holds "" when there is none; the API says null.
+_ROW_STATE = {
+    "status": "status",
+    "flake_score": "flake_score",
+    "flake_rate": "flake_rate",
+    "runs": "runs",
+    "failures": "failures",
+    "first_flaky_commit": "first_flaky_commit",
+    "duration_p50": "duration_p50_ms",
+    "duration_p95": "duration_p95_ms",
+    "duration_regressed": "duration_regressed",
+}
+_DETAIL_STATE = {
+    **_ROW_STATE,
+    "broken_since_commit": "broken_since_commit",
+    "duration_regressed_since_commit": "duration_regressed_since_commit",
+    "flake_events": "flake_events",
+    "total_duration_ms": "total_duration_ms",
+    "last_run_at": "last_run_at",
+    "evidence": "evidence",
+    "top_signatures": "top_signatures",
+}
+_COMMITS = {
+    "first_flaky_commit",
+    "broken_since_commit",
+    "duration_regressed_since_commit",
+}
+_CASE_COLUMNS = ("id", "suite", "classname", "name", "file")
+
+
+def _state_columns(columns: dict[str, str]) -> dict[str, Any]:
+    # Through the LEFT JOIN a missing CaseState reads as NULL in every column;
+    # _with_state_defaults turns those back into the model's defaults.
+    return {
+        api: NullIf(F(f"state__{column}"), Value(""))
+        if api in _COMMITS
+        else F(f"state__{column}")
+        for api, column in columns.items()
+    }
+
+
+def _with_state_defaults(
+    row: dict[str, Any], columns: dict[str, str]
+) -> dict[str, Any]:
+    if row["status"] is None:  # no CaseState row: status is never NULL in one
+        for api, column in columns.items():
+            if api not in _COMMITS:
+                row[api] = CaseState._meta.get_field(column).get_default()
+    return row
+
+
+def case_list(
+    project: Project,
+    *,
+    status: str | None = None,
+    team: str | None = None,
+    q: str | None = None,
+    page: int = 1,
+) -> Page[CaseRow]:
+    """Return one page of ``project``'s tests, worst flake score first.
+
+    ``status`` keeps tests with that verdict ("new" includes tests without a
+    verdict yet); ``q`` keeps tests whose suite, classname, name or file
+    contains it, ignoring case; ``team`` keeps nothing until tests have
+    owners. Ties on the score go by id, so pages are stable. One statement
+    (none when nothing can match); read-only.
+    """
+    if team is not None or (q is not None and "\x00" in q):
+        # No test has an owner yet, and PostgreSQL text cannot hold NUL: no
+        # test can match either, so the database need not be asked.
+        return Page(results=[], has_next=False)
+    cases = Case.objects.filter(project=project)
+    if status is None or status == Status.NEW:
+        if status == Status.NEW:
+            cases = cases.filter(Q(state__isnull=True) | Q(state__status=Status.NEW))
+        # A LEFT JOIN sorted on an expression: no index gives this order, so
+        # PostgreSQL reads all the project's tests and sorts them (tens of ms
+        # for 10k tests); casestate_score_idx would serve only if every test
+        # had a CaseState row and missing ones were not listed.
+        order = Coalesce(F("state__flake_score"), Value(0.0)).desc()
+    else:
+        # casestate_status_idx (project, status, -flake_score) gives this
+        # order directly; the join to Case is by primary key.
+        cases = cases.filter(state__project=project, state__status=status)
+        order = F("state__flake_score").desc()
+    if q:
+        # No index serves a substring match: this filters the rows read above.
+        cases = cases.filter(
+            Q(name__icontains=q)
+            | Q(classname__icontains=q)
+            | Q(suite__icontains=q)
+            | Q(file__icontains=q)
+        )
+    offset = (page - 1) * PAGE_SIZE
+    # One row beyond the page says whether another page follows, without a
+    # COUNT over the project.
+    rows = list(
+        cases.order_by(order, "id").values(
+            *_CASE_COLUMNS, **_state_columns(_ROW_STATE)
+        )[offset : offset + PAGE_SIZE + 1]
+    )
+    results = [
+        CaseRow(team=None, **_with_state_defaults(row, _ROW_STATE))
+        for row in rows[:PAGE_SIZE]
+    ]
+    return Page(results=results, has_next=len(rows) > PAGE_SIZE)
+
+
+def case_detail(project: Project, *, case_id: int) -> CaseDetail | None:
+    """Return one test of ``project`` with its newest executions, or None.
+
+    ``history`` holds the last ``HISTORY_LENGTH`` executions, newest upload
+    first and, within an upload, the last retry first. Two statements;
+    read-only.
+    """
+    row = (
+        Case.objects.filter(project=project, pk=case_id)
+        .values(*_CASE_COLUMNS, **_state_columns(_DETAIL_STATE))
+        .first()
+    )
+    if row is None:
+        return None
+    return CaseDetail(
+        team=None,
+        history=_history(case_id),
+        **_with_state_defaults(row, _DETAIL_STATE),
+    )
+
+
+def _history(case_id: int) -> list[Execution]:
+    # A backward range scan of CaseResult's primary key (case_id, upload_id,
+    # retry_index), stopped after HISTORY_LENGTH rows; each row then joins
+    # its Upload and FailureMessage by primary key. No project filter here:
+    # the caller found the case in the project, a case's results are only
+    # ever written from its project's uploads, and a condition on Upload
+    # could tempt the planner to walk the project's uploads instead.
+    rows = (
+        CaseResult.objects.filter(case_id=case_id)
+        .order_by("-upload_id", "-retry_index")
+        .values(
+            "upload_id",
+            "retry_index",
+            "outcome",
+            "duration_ms",
+            commit=F("upload__commit_sha"),
+            branch=F("upload__branch"),
+            build=F("upload__build"),
+            job=F("upload__job"),
+            attempt=F("upload__attempt"),
+            ran_at=Coalesce("upload__started_at", "upload__received_at"),
+            message_text=F("message__message"),
+        )[:HISTORY_LENGTH]
+    )
+    return [
+        Execution(
+            upload_id=row["upload_id"],
+            commit=row["commit"],
+            branch=row["branch"],
+            build=row["build"],
+            job=row["job"],
+            attempt=row["attempt"],
+            retry_index=row["retry_index"],
+            outcome=Outcome(row["outcome"]).name.lower(),
+            duration_ms=row["duration_ms"],
+            ran_at=row["ran_at"],
+            message=row["message_text"],
+        )
+        for row in rows
+    ]
+
+
+def suite_list(
+    project: Project, *, order: str = "slowest", page: int = 1
+) -> Page[SuiteRow]:
+    """Return one page of ``project``'s suites.
+
+    ``order`` is "slowest" (most CI time in the window first) or "name".
+    One statement; read-only.
+    """
+    if order not in SUITE_ORDERS:
+        raise ValueError(f"order must be one of {', '.join(SUITE_ORDERS)}")
+    suites = SuiteState.objects.filter(project=project)
+    if order == "slowest":
+        # suitestate_slowest_idx (project, -total_duration_ms).
+        suites = suites.order_by("-total_duration_ms", "id")
+    else:
+        # suitestate_uniq (project, name); names are unique per project.
+        suites = suites.order_by("name", "id")
+    offset = (page - 1) * PAGE_SIZE
+    rows = list(
+        suites.values(
+            "name",
+            "runs",
+            "tests",
+            "duration_regressed",
+            "total_duration_ms",
+            duration_p50=F("duration_p50_ms"),
+            duration_p95=F("duration_p95_ms"),
+            # An alias may not reuse the column's own name.
+            regressed_since=NullIf("duration_regressed_since_commit", Value("")),
+        )[offset : offset + PAGE_SIZE + 1]
+    )
+    return Page(
+        results=[
+            SuiteRow(duration_regressed_since_commit=row.pop("regressed_since"), **row)
+            for row in rows[:PAGE_SIZE]
+        ],
+        has_next=len(rows) > PAGE_SIZE,
+    )
+
+
+def project_summary(project: Project) -> ProjectSummary:
+    """Return ``project``'s test counts per status, uploads and flaky time.
+
+    ``time_lost_to_flakiness_ms`` sums the test time of uploads that re-ran a
+    job because of flaky failures. Three statements; read-only.
+    """
+    # case_identity_uniq (project, identity_hash): an index-only count.
+    tests = Case.objects.filter(project=project).count()
+    # casestate_status_idx (project, status, ...): an index-only count.
+    judged = dict(
+        CaseState.objects.filter(project=project)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    by_status = {value: judged.get(value, 0) for value in Status.values}
+    by_status[Status.NEW] += tests - sum(judged.values())  # no verdict yet
+    # Reads the project's upload rows (upload_project_commit_idx finds them):
+    # one row per CI job, small next to the results.
+    uploads = Upload.objects.filter(project=project).aggregate(
+        count=Count("pk"),
+        lost=Coalesce(
+            Sum("duration_total_ms", filter=Q(reran_for_flakes=True)), Value(0.0)
+        ),
+    )
+    return ProjectSummary(
+        slug=project.slug,
+        name=project.name,
+        default_branch=project.default_branch,
+        tests=tests,
+        tests_by_status=by_status,
+        uploads=uploads["count"],
+        time_lost_to_flakiness_ms=uploads["lost"],
+    )
