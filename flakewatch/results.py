@@ -1,15 +1,14 @@
 """Write path for raw results: upsert cases and messages, insert executions.
 
-On PostgreSQL an upload's rows travel by COPY into temporary staging tables
-and are then upserted and inserted set-wise, three statements for the whole
-upload; elsewhere (the SQLite embedded default) the ORM's bulk operations do
-the same job.
+On PostgreSQL the upload's cases and messages are looked up in one query each
+and only unseen ones inserted; executions then go by binary COPY straight into
+the table. Elsewhere (the SQLite embedded default) the ORM's bulk operations
+do the same job.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -54,6 +53,10 @@ class StoredExecution:
     message_id: int | None
 
 
+RESULT_COLUMNS = "case_id, upload_id, retry_index, outcome, duration_ms, message_id"
+RESULT_TYPES = ["int4", "int4", "int2", "int2", "float4", "int4"]
+
+
 def store_results(
     *,
     upload: Upload,
@@ -61,101 +64,103 @@ def store_results(
     messages: dict[bytes, tuple[str, str, str, str]],
     executions: list[ExecutionRow],
     now: datetime,
-) -> list[StoredExecution]:
+) -> None:
     """Insert ``upload``'s executions, creating unseen cases and messages.
 
     ``cases`` maps identity hash to (suite, classname, name, file);
-    ``messages`` maps digest to (kind, message, detail, signature). The caller owns the
-    transaction and must hold the upload's row lock: an upload's rows are
-    written once, together with its DONE mark.
+    ``messages`` maps digest to (kind, message, detail, signature). The caller
+    owns the transaction and must hold the upload's row lock: an upload's rows
+    are written once, together with its DONE mark.
     """
     if not executions:
-        return []
-    if connection.vendor == "postgresql":
-        return _store_by_copy(upload, cases, messages, executions, now)
-    return _store_by_orm(upload, cases, messages, executions, now)
-
-
-def _copy_rows(cursor, table: str, columns: str, rows: Iterable[tuple]) -> None:
-    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
-def _store_by_copy(upload, cases, messages, executions, now) -> list[StoredExecution]:
-    project_id = upload.project_id
+        return
+    if connection.vendor != "postgresql":
+        _store_by_orm(upload, cases, messages, executions, now)
+        return
+    case_ids = _ensure_rows(
+        "flakewatch_case",
+        "identity_hash",
+        "project_id, identity_hash, suite, classname, name, file, first_seen_at",
+        upload.project_id,
+        {key: (*fields, now) for key, fields in cases.items()},
+    )
+    message_ids = _ensure_rows(
+        "flakewatch_failuremessage",
+        "digest",
+        "project_id, digest, kind, message, detail, signature",
+        upload.project_id,
+        messages,
+    )
+    rows = sorted(
+        (
+            case_ids[e.identity_hash], upload.pk, e.retry_index, e.outcome,
+            e.duration_ms, message_ids.get(e.message_digest),
+        )
+        for e in executions
+    )  # fmt: skip
     with connection.cursor() as cursor:
+        # Straight into the table in case order, as binary: no staging, no
+        # join. CaseResult has no foreign keys, so nothing fires per row.
+        with cursor.copy(
+            f"COPY flakewatch_caseresult ({RESULT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(RESULT_TYPES)
+            for row in rows:
+                copy.write_row(row)
+
+
+def _lookup(cursor, table: str, key: str, project_id: int, keys: list[bytes]):
+    """Yield (key, id) of the existing rows among ``keys`` (16 bytes each).
+
+    The keys travel as one bytea split server-side: a 100,000-element array
+    parameter costs seconds to escape; one blob costs milliseconds.
+    """
+    cursor.execute(
+        f"SELECT {key}, id FROM {table} WHERE project_id = %s AND {key} = ANY(ARRAY("
+        " SELECT substring(%s::bytea FROM i * 16 + 1 FOR 16)"
+        " FROM generate_series(0, %s - 1) AS i))",
+        [project_id, b"".join(keys), len(keys)],
+    )
+    for found, pk in cursor.fetchall():
+        yield bytes(found), pk
+
+
+def _ensure_rows(
+    table: str, key: str, columns: str, project_id: int, wanted: dict[bytes, tuple]
+) -> dict[bytes, int]:
+    """Return ids of ``wanted`` rows by key, inserting the missing ones.
+
+    One indexed lookup for all keys (the table's (project_id, key) unique
+    index); only the keys not found travel by COPY and are inserted.
+    """
+    if not wanted:
+        return {}
+    ids: dict[bytes, int] = {}
+    with connection.cursor() as cursor:
+        ids.update(_lookup(cursor, table, key, project_id, list(wanted)))
+        missing = [k for k in wanted if k not in ids]
+        if not missing:
+            return ids
+        stage = f"fw_stage_{table}"
+        value_columns = columns.removeprefix("project_id, ")
         cursor.execute(
-            "CREATE TEMP TABLE fw_stage_case (identity_hash bytea, suite text,"
-            " classname text, name text, file text) ON COMMIT DROP;"
-            "CREATE TEMP TABLE fw_stage_message (digest bytea, kind text,"
-            " message text, detail text, signature text) ON COMMIT DROP;"
-            "CREATE TEMP TABLE fw_stage_result (identity_hash bytea, retry_index int2,"
-            " outcome int2, duration_ms real, digest bytea) ON COMMIT DROP"
+            f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS"
+            f" SELECT {value_columns} FROM {table} WITH NO DATA"
         )
-        _copy_rows(
-            cursor,
-            "fw_stage_case",
-            "identity_hash, suite, classname, name, file",
-            ((key, *fields) for key, fields in cases.items()),
-        )
-        _copy_rows(
-            cursor,
-            "fw_stage_result",
-            "identity_hash, retry_index, outcome, duration_ms, digest",
-            (
-                (
-                    e.identity_hash,
-                    e.retry_index,
-                    e.outcome,
-                    e.duration_ms,
-                    e.message_digest,
-                )
-                for e in executions
-            ),
-        )
+        with cursor.copy(f"COPY {stage} ({value_columns}) FROM STDIN") as copy:
+            for k in missing:
+                copy.write_row((k, *wanted[k]))
         cursor.execute(
-            # Uses case_identity_uniq; existing cases cost one index probe each.
-            "INSERT INTO flakewatch_case"
-            " (project_id, identity_hash, suite, classname, name, file, first_seen_at)"
-            " SELECT %s, identity_hash, suite, classname, name, file, %s"
-            " FROM fw_stage_case"
-            " ON CONFLICT (project_id, identity_hash) DO NOTHING",
-            [project_id, now],
+            f"INSERT INTO {table} ({columns}) SELECT %s, {value_columns} FROM {stage}"
+            f" ON CONFLICT (project_id, {key}) DO NOTHING RETURNING {key}, id",
+            [project_id],
         )
-        if messages:
-            _copy_rows(
-                cursor,
-                "fw_stage_message",
-                "digest, kind, message, detail, signature",
-                ((key, *fields) for key, fields in messages.items()),
-            )
-            cursor.execute(
-                "INSERT INTO flakewatch_failuremessage"
-                " (project_id, digest, kind, message, detail, signature)"
-                " SELECT %s, digest, kind, message, detail, signature"
-                " FROM fw_stage_message"
-                " ON CONFLICT (project_id, digest) DO NOTHING",
-                [project_id],
-            )
-        cursor.execute("ANALYZE fw_stage_result")
-        cursor.execute(
-            "INSERT INTO flakewatch_caseresult"
-            " (case_id, upload_id, retry_index, outcome, duration_ms, message_id)"
-            " SELECT c.id, %s, r.retry_index, r.outcome, r.duration_ms, m.id"
-            " FROM fw_stage_result r"
-            " JOIN flakewatch_case c"
-            "   ON c.project_id = %s AND c.identity_hash = r.identity_hash"
-            " LEFT JOIN flakewatch_failuremessage m"
-            "   ON m.project_id = %s AND m.digest = r.digest"
-            " RETURNING case_id, retry_index, outcome, duration_ms, message_id",
-            [upload.pk, project_id, project_id],
-        )
-        stored = [StoredExecution(*row) for row in cursor.fetchall()]
-        # ON COMMIT DROP alone would leave them for a second store in the same
-        # (outer) transaction.
-        cursor.execute("DROP TABLE fw_stage_case, fw_stage_message, fw_stage_result")
-    return stored
+        ids.update((bytes(found), pk) for found, pk in cursor.fetchall())
+        cursor.execute(f"DROP TABLE {stage}")
+        raced = [k for k in missing if k not in ids]
+        if raced:  # inserted meanwhile by a concurrent upload: now committed
+            ids.update(_lookup(cursor, table, key, project_id, raced))
+    return ids
 
 
 def _ids_by_key(queryset, key_field: str, keys: list[bytes]) -> dict[bytes, int]:
@@ -169,7 +174,7 @@ def _ids_by_key(queryset, key_field: str, keys: list[bytes]) -> dict[bytes, int]
     return ids
 
 
-def _store_by_orm(upload, cases, messages, executions, now) -> list[StoredExecution]:
+def _store_by_orm(upload, cases, messages, executions, now) -> None:
     project_id = upload.project_id
     Case.objects.bulk_create(
         [
@@ -208,7 +213,7 @@ def _store_by_orm(upload, cases, messages, executions, now) -> list[StoredExecut
     message_ids = _ids_by_key(
         FailureMessage.objects.filter(project_id=project_id), "digest", list(messages)
     )
-    rows = CaseResult.objects.bulk_create(
+    CaseResult.objects.bulk_create(
         [
             CaseResult(
                 case_id=case_ids[e.identity_hash],
@@ -222,9 +227,13 @@ def _store_by_orm(upload, cases, messages, executions, now) -> list[StoredExecut
         ],
         batch_size=ORM_BATCH,
     )
+
+
+def stored_executions(upload_id: int) -> list[StoredExecution]:
+    """Read an upload's executions back (the BRIN index on upload_id)."""
     return [
-        StoredExecution(
-            r.case_id, r.retry_index, r.outcome, r.duration_ms, r.message_id
+        StoredExecution(*row)
+        for row in CaseResult.objects.filter(upload_id=upload_id).values_list(
+            "case_id", "retry_index", "outcome", "duration_ms", "message_id"
         )
-        for r in rows
     ]

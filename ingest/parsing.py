@@ -31,6 +31,8 @@ MAX_LISTED_PROBLEMS = 50
 # Longer than any CI job: such a value is another unit (container-structure-test
 # writes nanoseconds), so it is kept as unknown rather than skewing statistics.
 MAX_PLAUSIBLE_SECONDS = 86_400.0
+# Distinct classnames, files and suite paths a report's executions share.
+MAX_SHARED_STRINGS = 10_000
 
 JUNIT_ROOTS = {"testsuites", "testsuite"}
 KNOWN_OTHER_FORMATS = {
@@ -52,12 +54,17 @@ INTERIM_OUTCOMES = {
 SKIPPED_STATUSES = {"notrun", "disabled", "skipped", "skip"}
 FAILED_STATUSES = {"fail", "failed", "failure"}
 
-# Bytes < 0x20 never occur inside a multi-byte UTF-8 sequence, so one bytes
-# regex finds every control character without decoding; likewise numeric
-# references to them (&#27;), which XML 1.0 forbids too.
-_DIRTY_BYTES = re.compile(
-    rb"[\x00-\x08\x0b\x0c\x0e-\x1f]|&#(?:x0*(?:[0-8bcefBCEF]|1[0-9a-fA-F])|0*(?:[0-8]|1[124-9]|2[0-9]|3[01]));"
+# Bytes < 0x20 never occur inside a multi-byte UTF-8 sequence, so control
+# characters are found without decoding: deleting them must not shorten the
+# bytes. A regex alternation of this class with the references below is many
+# times slower, so the two are looked for separately.
+_CONTROL_BYTES = bytes(b for b in range(0x20) if b not in b"\t\n\r")
+# Numeric references to control characters (&#27;), which XML 1.0 forbids too.
+_CONTROL_REFERENCE = re.compile(
+    rb"&#(?:x0*(?:[0-8bcefBCEF]|1[0-9a-fA-F])|0*(?:[0-8]|1[124-9]|2[0-9]|3[01]));"
 )
+# Clean input is scanned in slices of this size, so checking it copies little.
+_SCAN_CHUNK = 1 << 20
 # Colour codes as raw ESC, as a character reference (&#x1B;[31m), and as the
 # visible "#x1B[31m" that pytest writes in place of the illegal character.
 _ANSI_ESCAPE = re.compile(
@@ -134,6 +141,29 @@ def _declared_encoding(data: bytes) -> str | None:
     return found.group(1).decode("ascii") if found else None
 
 
+def _is_utf8(data: bytes) -> bool:
+    """Whether ``data`` decodes as UTF-8, without decoding it all at once."""
+    if data.isascii():
+        return True
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        for start in range(0, len(data), _SCAN_CHUNK):
+            decoder.decode(data[start : start + _SCAN_CHUNK])
+        decoder.decode(b"", True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _has_dirty_bytes(data: bytes) -> bool:
+    """Whether ``data`` holds a control byte or a reference to one."""
+    for start in range(0, len(data), _SCAN_CHUNK):
+        piece = data[start : start + _SCAN_CHUNK]
+        if len(piece.translate(None, _CONTROL_BYTES)) != len(piece):
+            return True
+    return b"&#" in data and _CONTROL_REFERENCE.search(data) is not None
+
+
 def clean_xml_bytes(data: bytes, *, filename: str) -> tuple[bytes, list[str]]:
     """Return ``data`` as UTF-8 XML that a strict parser accepts, and warnings.
 
@@ -157,14 +187,8 @@ def clean_xml_bytes(data: bytes, *, filename: str) -> tuple[bytes, list[str]]:
             )
             encoding = "utf-8"
 
-    if encoding == "utf-8":
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            if not _DIRTY_BYTES.search(data):
-                return data, warnings
+    if encoding == "utf-8" and _is_utf8(data) and not _has_dirty_bytes(data):
+        return data, warnings
 
     try:
         text = data.decode(encoding)
@@ -188,13 +212,19 @@ def clean_xml_bytes(data: bytes, *, filename: str) -> tuple[bytes, list[str]]:
 
 
 def _seconds(raw: str | None, problems: Counter) -> float | None:
-    if raw is None or not raw.strip():
+    if raw is None:
         return None
     try:
-        seconds = float(raw.replace(",", ""))
+        seconds = float(raw)
     except ValueError:
-        problems["unreadable"] += 1
-        return None
+        # Commas as thousands separators ("2,503.1"), or blank, or unreadable.
+        if not raw.strip():
+            return None
+        try:
+            seconds = float(raw.replace(",", ""))
+        except ValueError:
+            problems["unreadable"] += 1
+            return None
     if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
         problems["negative or not a number"] += 1
         return None
@@ -253,15 +283,21 @@ class _ReportReader:
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.report = ParsedReport()
-        self.suites: list[str] = []
-        self.suite_files: list[str] = []
+        # (suite path, suite file) of each enclosing open <testsuite>; the
+        # innermost one's are in ``suite`` and ``suite_file``.
+        self.outer_suites: list[tuple[str, str]] = []
+        self.suite = ""
+        self.suite_file = ""
+        # One str object per distinct classname, file and suite path, shared
+        # by every execution that has it (bounded: values may all differ).
+        self.strings: dict[str, str] = {}
         self.unnamed = 0
         self.time_problems: Counter = Counter()
         self.problems: list[str] = []
 
     def read(self, data: bytes) -> ParsedReport:
         data, self.report.warnings = clean_xml_bytes(data, filename=self.filename)
-        if not data.strip():
+        if not data or data.isspace():  # data.strip() without copying the file
             raise ReportError(
                 f"{self.filename}: the file is empty, not a JUnit XML report."
             )
@@ -291,14 +327,12 @@ class _ReportReader:
                     checked_root = True
                 if event == "start":
                     if elem.tag.endswith("testsuite"):
-                        self.suites.append(elem.get("name") or "")
-                        self.suite_files.append(elem.get("file") or "")
+                        self._enter_suite(elem)
                     continue
                 if elem.tag.endswith("testcase"):
                     self._read_testcase(elem)
                 else:
-                    self.suites.pop()
-                    self.suite_files.pop()
+                    self.suite, self.suite_file = self.outer_suites.pop()
                 # Drop what has been read, so memory does not grow with the file.
                 elem.clear(keep_tail=False)
                 parent = elem.getparent()
@@ -345,25 +379,72 @@ class _ReportReader:
             "JUnit XML."
         )
 
+    def _shared(self, text: str) -> str:
+        strings = self.strings
+        shared = strings.get(text)
+        if shared is not None:
+            return shared
+        if len(strings) < MAX_SHARED_STRINGS:
+            strings[text] = text
+        return text
+
+    def _enter_suite(self, elem) -> None:
+        self.outer_suites.append((self.suite, self.suite_file))
+        # The suite path joins the names of the open suites, skipping empty ones.
+        name = elem.get("name")
+        if name:
+            self.suite = self._shared(f"{self.suite} › {name}" if self.suite else name)
+        file = elem.get("file")
+        self.suite_file = self._shared(file) if file else ""
+
     def _read_testcase(self, elem) -> None:
         report = self.report
         report.testcases += 1
-        case = xunit2.TestCase.fromelem(elem)
-        name = case.name
+        get = elem.get
+        name = get("name")
         if not name:
             self.unnamed += 1
             name = f"<unnamed testcase {self.unnamed}>"
             self._problem(
                 f"testcase at line {elem.sourceline} has no name; stored as {name!r}."
             )
-        suite = " › ".join(s for s in self.suites if s)
-        classname = case.classname or ""
-        file = elem.get("file") or (self.suite_files[-1] if self.suite_files else "")
-        seconds = _seconds(elem.get("time"), self.time_problems)
+        classname = get("classname")
+        classname = self._shared(classname) if classname else ""
+        file = get("file")
+        file = self._shared(file) if file else self.suite_file
+        seconds = _seconds(get("time"), self.time_problems)
         duration_ms = None if seconds is None else seconds * 1000.0
+        status = get("status")
+        status = status.lower() if status else ""
+        if len(elem):
+            self._read_results(elem, name, classname, file, duration_ms, status)
+            return
+        # No children, so no results: only the status attribute can say more.
+        if status in FAILED_STATUSES:
+            outcome = Outcome.FAILED
+            report.failures += 1
+        elif status in SKIPPED_STATUSES:
+            outcome = Outcome.SKIPPED
+        else:
+            outcome = Outcome.PASSED
+        report.executions.append(
+            ParsedExecution(self.suite, classname, name, file, outcome, duration_ms)
+        )
 
+    def _read_results(
+        self,
+        elem,
+        name: str,
+        classname: str,
+        file: str,
+        duration_ms: float | None,
+        status: str,
+    ) -> None:
+        """Classify the result children of a testcase with junitparser."""
+        report = self.report
+        suite = self.suite
         finals, interims = [], []
-        for entry in case:
+        for entry in xunit2.TestCase.fromelem(elem):
             if isinstance(entry, xunit2.InterimResult):
                 interims.append(entry)
             elif isinstance(entry, (Failure, Error, Skipped)):
@@ -375,7 +456,7 @@ class _ReportReader:
             )
             for interim in interims
         ]  # fmt: skip
-        outcome, described = _final_outcome(finals, (elem.get("status") or "").lower())
+        outcome, described = _final_outcome(finals, status)
         final = ParsedExecution(
             suite, classname, name, file, outcome, duration_ms,
             *(_describe(described) if described else ("", "", "")),

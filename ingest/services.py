@@ -27,7 +27,6 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from flakewatch import results
-from flakewatch.analytics import update as analytics
 from flakewatch.analytics.signatures import failure_signature
 from flakewatch.models import Project, Upload, UploadFile
 from ingest.parsing import ParsedReport, ReportError, parse_report
@@ -281,6 +280,21 @@ def enqueue_upload(upload_id: int) -> bool:
     return True
 
 
+def enqueue_analysis(upload_id: int) -> bool:
+    """Send the analytics task; on a broker failure the sweeper resends it."""
+    from flakewatch.tasks import analyze_upload_task
+
+    try:
+        analyze_upload_task.apply_async((upload_id,), retry=False)
+    except (BrokerError, ConnectionError, TimeoutError):
+        logger.warning(
+            "analysis not enqueued, the sweeper will retry",
+            extra={"upload_id": upload_id},
+        )
+        return False
+    return True
+
+
 def _begin_processing(upload_id: int) -> bool:
     """Mark the upload processing in its own commit; False if nothing to do."""
     with transaction.atomic():
@@ -323,25 +337,28 @@ def process_upload(upload_id: int) -> None:
         if upload.status != Upload.Status.PROCESSING:
             return  # a duplicate task finished it while this one waited
         reports, problems = [], []
-        for upload_file in upload.files.order_by("pk"):
+        files = upload.files.order_by("pk").values_list("filename", "payload_gz")
+        for filename, payload_gz in files.iterator():
             try:
-                data = gzip.decompress(upload_file.payload_gz)
-                reports.append(parse_report(data, filename=upload_file.filename))
+                reports.append(
+                    parse_report(gzip.decompress(payload_gz), filename=filename)
+                )
             except ReportError as exc:
                 problems.append(str(exc))
-        now = timezone.now()
         if problems:
             upload.status = Upload.Status.FAILED
             upload.errors = problems
         else:
-            stored = store_reports(upload, reports, now=now)
-            analytics.apply_upload(upload=upload, executions=stored)
+            store_reports(upload, reports, now=timezone.now())
+            # The analytics follow in their own task and transaction, so a
+            # large upload's results are committed without waiting for them.
+            transaction.on_commit(lambda: enqueue_analysis(upload_id))
             upload.status = Upload.Status.DONE
             upload.tests_count = sum(r.testcases for r in reports)
             upload.failures_count = sum(r.failures for r in reports)
             upload.errors = [e for r in reports for e in r.errors]
             upload.warnings = [w for r in reports for w in r.warnings]
-        upload.status_changed_at = upload.finished_at = now
+        upload.status_changed_at = upload.finished_at = timezone.now()
         upload.save(
             update_fields=[
                 "status",
@@ -349,8 +366,6 @@ def process_upload(upload_id: int) -> None:
                 "failures_count",
                 "errors",
                 "warnings",
-                "duration_total_ms",
-                "reran_for_flakes",
                 "status_changed_at",
                 "finished_at",
             ]
@@ -360,10 +375,10 @@ def process_upload(upload_id: int) -> None:
 
 def store_reports(
     upload: Upload, reports: list[ParsedReport], *, now: datetime
-) -> list[results.StoredExecution]:
+) -> None:
     """Store parsed reports as ``upload``'s results; the caller owns the transaction."""
     cases, messages, rows = execution_rows(reports)
-    return results.store_results(
+    results.store_results(
         upload=upload, cases=cases, messages=messages, executions=rows, now=now
     )
 
@@ -401,13 +416,14 @@ def execution_rows(
 
 
 def requeue_stale_uploads() -> int:
-    """Re-enqueue uploads left queued too long or orphaned mid-processing.
+    """Re-enqueue uploads left queued too long or orphaned mid-processing,
+    and done uploads whose analytics task was lost.
 
-    An upload being processed is row-locked by its worker for the whole
-    write, so a PROCESSING row that can be locked has lost its worker (the
-    database released the lock when the worker's connection died). Returns
-    how many were enqueued. PostgreSQL only: the embedded default runs tasks
-    inline and has no worker to lose.
+    An upload being processed (or analysed) is row-locked by its worker for
+    the whole write, so a PROCESSING row that can be locked has lost its
+    worker (the database released the lock when the worker's connection
+    died). Returns how many tasks were sent. PostgreSQL only: the embedded
+    default runs tasks inline and has no worker to lose.
     """
     if connection.vendor != "postgresql":
         return 0
@@ -425,13 +441,25 @@ def requeue_stale_uploads() -> int:
             .order_by("status_changed_at")
             .values_list("pk", "status")[:1000]
         )
+        # Uses upload_unanalyzed_idx (partial, done and not analysed).
+        unanalyzed = list(
+            Upload.objects.select_for_update(skip_locked=True)
+            .filter(
+                status=Upload.Status.DONE,
+                analyzed_at__isnull=True,
+                status_changed_at__lt=cutoff,
+            )
+            .order_by("status_changed_at")
+            .values_list("pk", flat=True)[:1000]
+        )
     sent = [pk for pk, _ in stale if enqueue_upload(pk)]
-    queued = [
+    analyses = [pk for pk in unanalyzed if enqueue_analysis(pk)]
+    waiting = [
         pk for pk, status in stale if status == Upload.Status.QUEUED and pk in sent
     ]
-    if queued:
-        # Not again next sweep while it waits in the queue behind others.
-        Upload.objects.filter(pk__in=queued, status=Upload.Status.QUEUED).update(
+    if waiting or analyses:
+        # Not again next sweep while they wait in the queue behind others.
+        Upload.objects.filter(pk__in=[*waiting, *analyses]).update(
             status_changed_at=timezone.now()
         )
     if stale:
@@ -440,4 +468,4 @@ def requeue_stale_uploads() -> int:
             len(sent),
             len(stale) - len(sent),
         )
-    return len(sent)
+    return len(sent) + len(analyses)

@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from flakewatch.analytics import durations
 from flakewatch.analytics.verdicts import Cell, Position, judge
@@ -49,7 +50,7 @@ from flakewatch.models import (
     Upload,
 )
 from flakewatch.outcomes import Outcome
-from flakewatch.results import StoredExecution
+from flakewatch.results import StoredExecution, stored_executions
 
 logger = logging.getLogger(__name__)
 
@@ -178,12 +179,43 @@ def apply_upload(
 
 
 def _visible_uploads(upload: Upload, when: datetime, replay: bool) -> Q:
-    """The uploads whose results this one may build on (annotate ``ran``)."""
+    """The uploads whose results this one may build on (annotate ``ran``):
+    those already in the analytics, as a replay in run order sees them."""
     if not replay:
-        return Q(status=Upload.Status.DONE) | Q(pk=upload.pk)
+        return Q(analyzed_at__isnull=False) | Q(pk=upload.pk)
     return Q(status=Upload.Status.DONE) & (
         Q(ran__lt=when) | Q(ran=when, pk__lte=upload.pk)
     )
+
+
+def analyze_upload(upload_id: int) -> None:
+    """Add a done upload to the analytics, once; safe to repeat.
+
+    Owns its transaction: the analytics rows and the upload's ``analyzed_at``
+    mark commit together, so a redelivered task finds the mark and stops.
+    """
+    project_id = (
+        Upload.objects.filter(pk=upload_id).values_list("project_id", flat=True).first()
+    )
+    if project_id is None:
+        return
+    with transaction.atomic():
+        # The project lock first, then the row: recompute takes them in this
+        # order too, so the two never deadlock.
+        _lock_project(project_id)
+        upload = (
+            Upload.objects.select_for_update()
+            .select_related("project")
+            .filter(pk=upload_id, status=Upload.Status.DONE, analyzed_at__isnull=True)
+            .first()
+        )
+        if upload is None:
+            return
+        apply_upload(upload=upload, executions=stored_executions(upload.pk))
+        upload.analyzed_at = timezone.now()
+        upload.save(
+            update_fields=["analyzed_at", "duration_total_ms", "reran_for_flakes"]
+        )
 
 
 def _incident_cases(runs: dict[int, CaseRun]) -> set[int]:
@@ -671,27 +703,28 @@ def recompute_project(project: Project, *, progress: Callable | None = None) -> 
                 CaseState(case_id=pk, project=project, quarantined=True)
                 for pk in quarantined
             )
+        _lock_project(project.pk)
         uploads = list(
-            Upload.objects.filter(project=project, status=Upload.Status.DONE)
+            Upload.objects.select_for_update()
+            .filter(project=project, status=Upload.Status.DONE)
             .select_related("project")
             .annotate(ran=Coalesce("started_at", "received_at"))
             .order_by("ran", "pk")
         )
         suites = dict(project.cases.values_list("pk", "suite"))
+        now = timezone.now()
         for upload in uploads:
-            executions = [
-                StoredExecution(*row)
-                for row in CaseResult.objects.filter(upload_id=upload.pk).values_list(
-                    "case_id", "retry_index", "outcome", "duration_ms", "message_id"
-                )
-            ]
+            executions = stored_executions(upload.pk)
             apply_upload(
                 upload=upload,
                 executions=executions,
                 suite_durations=suite_durations_of(executions, suites.__getitem__),
                 replay=True,
             )
-            upload.save(update_fields=["duration_total_ms", "reran_for_flakes"])
+            upload.analyzed_at = now
+            upload.save(
+                update_fields=["analyzed_at", "duration_total_ms", "reran_for_flakes"]
+            )
             if progress:
                 progress()
     return len(uploads)

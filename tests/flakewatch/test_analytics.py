@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.core.management import call_command
 
-from flakewatch.models import CaseState, SuiteState, Upload
+from flakewatch.analytics import update
+from flakewatch.models import CaseResult, CaseState, DailyCaseStat, SuiteState, Upload
 from ingest import services
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -44,8 +45,10 @@ def ingest(project, commit: int, results: dict, *, job="unit", branch="main",
     received = services.receive_file("junit.xml", [data], budget=10**8)
     upload, _ = services.accept_upload(project=project, meta=meta, files=[received])
     services.process_upload(upload.pk)
+    update.analyze_upload(upload.pk)
     upload.refresh_from_db()
     assert upload.status == "done", upload.errors
+    assert upload.analyzed_at is not None
     return upload
 
 
@@ -188,3 +191,22 @@ def test_recompute_gives_the_incremental_answers(project):
         "test_broken": "broken",
         "test_ok": "healthy",
     }
+
+
+def test_analysing_an_upload_twice_counts_it_once(project):
+    upload = ingest(project, 1, {"test_a": "fail", "test_b": "pass"})
+    update.analyze_upload(upload.pk)  # a redelivered task
+    a = state("test_a")
+    assert (a.runs, a.failures) == (1, 1)
+    assert sum(DailyCaseStat.objects.values_list("runs", flat=True)) == 2
+
+
+def test_uploads_are_stored_once_without_a_unique_index(project):
+    upload = ingest(project, 1, {"test_a": "pass", "test_b": "flaky"})
+    services.process_upload(upload.pk)  # redelivered after DONE
+    rows = list(
+        CaseResult.objects.filter(upload=upload).values_list(
+            "case__name", "retry_index"
+        )
+    )
+    assert sorted(rows) == [("test_a", 0), ("test_b", 0), ("test_b", 1)]

@@ -1,0 +1,21 @@
+"""Celery tasks of the core: thin wrappers over the analytics.
+
+Task names are wire format: never rename one without leaving an alias.
+"""
+
+from celery import shared_task
+from django.db import OperationalError
+
+from flakewatch.analytics import update
+
+
+# Only transient database errors retry; the function is idempotent.
+@shared_task(
+    name="flakewatch.analyze_upload",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+)
+def analyze_upload_task(upload_id: int) -> None:
+    update.analyze_upload(upload_id)
