@@ -55,6 +55,7 @@ from flakewatch.results import StoredExecution, stored_executions
 logger = logging.getLogger(__name__)
 
 INCIDENT_MIN_TESTS = 10
+STATE_BATCH = 10_000
 WINDOW = timedelta(days=90)
 MAX_TOP_SIGNATURES = 5
 FAILED = (Outcome.FAILED, Outcome.ERROR)
@@ -167,7 +168,13 @@ def apply_upload(
     _add_daily_stats(runs, when)
     _record_failures(upload, runs, incident_cases, when, visible)
     _update_upload_totals(upload, runs)
-    _update_case_states(upload, runs, when, visible)
+    # In slices, so a 100,000-test upload never holds every state at once.
+    case_ids = list(runs)
+    for start in range(0, len(case_ids), STATE_BATCH):
+        batch = {
+            case_id: runs[case_id] for case_id in case_ids[start : start + STATE_BATCH]
+        }
+        _update_case_states(upload, batch, when, visible)
     if suite_durations is None:
         suites = dict(
             _select_by_ids(
