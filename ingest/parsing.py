@@ -2,9 +2,12 @@
 
 No Django here. The XML parser is lxml with entity expansion, external
 entities, DTD loading and network access off, and any DOCTYPE is refused.
-junitparser's element classes read each ``<testcase>`` while lxml streams the
-file (``iterparse``), clearing each testcase once read, so memory stays flat
-however large the report is.
+lxml streams the file (``iterparse``) and each ``<testcase>`` is read as it
+ends, then dropped, so memory stays flat however large the report is: its
+attributes straight from the element, and its results (failure, error,
+skipped, flaky and rerun runs), if it has any, by junitparser's element
+classes. Executions share one str object per distinct suite path, classname
+and file, so the output holds little besides the test names.
 
 Real CI output is dirty. Before parsing, bytes that do not match the declared
 encoding are re-read as Latin-1, and ANSI colour escapes and other characters
@@ -14,10 +17,13 @@ XML 1.0 forbids are removed; each repair becomes a warning, never a failure.
 from __future__ import annotations
 
 import codecs
+import gc
 import io
 import math
 import re
+import threading
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from junitparser import Error, Failure, Skipped, xunit2
@@ -31,8 +37,11 @@ MAX_LISTED_PROBLEMS = 50
 # Longer than any CI job: such a value is another unit (container-structure-test
 # writes nanoseconds), so it is kept as unknown rather than skewing statistics.
 MAX_PLAUSIBLE_SECONDS = 86_400.0
-# Distinct classnames, files and suite paths a report's executions share.
+# How many distinct classnames, files and suite paths (or one per 4 executions,
+# if more), and durations, one report's executions share; beyond that, equal
+# values are separate objects.
 MAX_SHARED_STRINGS = 10_000
+MAX_SHARED_DURATIONS = 10_000
 
 JUNIT_ROOTS = {"testsuites", "testsuite"}
 KNOWN_OTHER_FORMATS = {
@@ -50,6 +59,13 @@ INTERIM_OUTCOMES = {
     xunit2.RerunFailure: Outcome.FAILED,
     xunit2.FlakyError: Outcome.ERROR,
     xunit2.RerunError: Outcome.ERROR,
+}
+# junitparser's map of a testcase's children, narrowed to results: failure,
+# error, skipped and the flaky*/rerun* runs (not system-out/-err).
+RESULT_TYPES = {
+    tag: kind
+    for tag, kind in xunit2.TestCase.ITER_TYPES.items()
+    if issubclass(kind, (xunit2.InterimResult, Failure, Error, Skipped))
 }
 SKIPPED_STATUSES = {"notrun", "disabled", "skipped", "skip"}
 FAILED_STATUSES = {"fail", "failed", "failure"}
@@ -161,7 +177,9 @@ def _has_dirty_bytes(data: bytes) -> bool:
         piece = data[start : start + _SCAN_CHUNK]
         if len(piece.translate(None, _CONTROL_BYTES)) != len(piece):
             return True
-    return b"&#" in data and _CONTROL_REFERENCE.search(data) is not None
+    # A one-byte search is many times faster than the regex, which is faster
+    # than searching for b"&#".
+    return b"&" in data and _CONTROL_REFERENCE.search(data) is not None
 
 
 def clean_xml_bytes(data: bytes, *, filename: str) -> tuple[bytes, list[str]]:
@@ -263,9 +281,14 @@ def _describe(results: list) -> tuple[str, str, str]:
 
 
 def _final_outcome(finals: list, status: str) -> tuple[Outcome, list]:
-    errors = [r for r in finals if isinstance(r, Error)]
-    failures = [r for r in finals if isinstance(r, Failure)]
-    skips = [r for r in finals if isinstance(r, Skipped)]
+    errors, failures, skips = [], [], []
+    for result in finals:
+        if isinstance(result, Error):
+            errors.append(result)
+        elif isinstance(result, Failure):
+            failures.append(result)
+        elif isinstance(result, Skipped):
+            skips.append(result)
     if errors:
         return Outcome.ERROR, errors + failures
     if failures:
@@ -283,21 +306,17 @@ class _ReportReader:
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.report = ParsedReport()
-        # (suite path, suite file) of each enclosing open <testsuite>; the
-        # innermost one's are in ``suite`` and ``suite_file``.
-        self.outer_suites: list[tuple[str, str]] = []
-        self.suite = ""
-        self.suite_file = ""
         # One str object per distinct classname, file and suite path, shared
-        # by every execution that has it (bounded: values may all differ).
+        # by all the executions that have it; and one float per distinct time.
         self.strings: dict[str, str] = {}
+        self.durations: dict[str, float] = {}
         self.unnamed = 0
         self.time_problems: Counter = Counter()
         self.problems: list[str] = []
 
     def read(self, data: bytes) -> ParsedReport:
         data, self.report.warnings = clean_xml_bytes(data, filename=self.filename)
-        if not data or data.isspace():  # data.strip() without copying the file
+        if not data or data.isspace():  # data.strip(), without copying the file
             raise ReportError(
                 f"{self.filename}: the file is empty, not a JUnit XML report."
             )
@@ -319,25 +338,8 @@ class _ReportReader:
             remove_pis=True,
             huge_tree=False,
         )
-        checked_root = False
         try:
-            for event, elem in events:
-                if not checked_root:
-                    self._check_root(elem.getroottree())
-                    checked_root = True
-                if event == "start":
-                    if elem.tag.endswith("testsuite"):
-                        self._enter_suite(elem)
-                    continue
-                if elem.tag.endswith("testcase"):
-                    self._read_testcase(elem)
-                else:
-                    self.suite, self.suite_file = self.outer_suites.pop()
-                # Drop what has been read, so memory does not grow with the file.
-                elem.clear(keep_tail=False)
-                parent = elem.getparent()
-                while parent is not None and elem.getprevious() is not None:
-                    del parent[0]
+            checked_root = self._read_events(events)
             root = events.root
         except etree.XMLSyntaxError as exc:
             reason = exc.msg
@@ -353,6 +355,83 @@ class _ReportReader:
             self._check_root(root.getroottree())
         self._finish()
         return self.report
+
+    def _read_events(self, events) -> bool:
+        """Read each testcase at its end event, then drop what has been read.
+
+        This loop runs twice per testcase, so it keeps its state in locals and
+        reads a testcase without children (nearly all of them) inline, without
+        junitparser objects. Return whether the root element was checked.
+        """
+        report = self.report
+        executions = report.executions
+        strings = self.strings
+        durations = self.durations
+        passed = Outcome.PASSED
+        testcases = 0
+        checked_root = False
+        # The innermost open <testsuite>'s path (its and its ancestors' names)
+        # and file; those of the suites around it wait on the stack.
+        suite = suite_file = ""
+        outer_suites: list[tuple[str, str]] = []
+        for event, elem in events:
+            tag = elem.tag
+            if event == "start":
+                if not checked_root:
+                    self._check_root(elem.getroottree())
+                    checked_root = True
+                if tag != "testcase" and tag.endswith("testsuite"):
+                    outer_suites.append((suite, suite_file))
+                    name = elem.get("name")
+                    if name:  # unnamed suites add nothing to the path
+                        suite = self._shared(f"{suite} › {name}" if suite else name)
+                    file = elem.get("file")
+                    suite_file = self._shared(file) if file else ""
+                continue
+            if tag == "testcase" or tag.endswith("testcase"):
+                testcases += 1
+                get = elem.get  # bytes keys spare lxml encoding them each call
+                name = get(b"name") or self._unnamed(elem)
+                classname = get(b"classname")
+                if classname:
+                    classname = strings.get(classname) or self._shared(classname)
+                else:
+                    classname = ""
+                file = get(b"file")
+                if file:
+                    file = strings.get(file) or self._shared(file)
+                else:
+                    file = suite_file
+                time = get(b"time")
+                duration_ms = durations.get(time)
+                if duration_ms is None:
+                    duration_ms = self._duration_ms(time)
+                status = get(b"status")
+                if len(elem):
+                    status = status.lower() if status else ""
+                    self._read_results(
+                        elem, suite, classname, name, file, duration_ms, status
+                    )
+                    # Drop the results' text now; a testcase without children
+                    # is dropped whole with the next sibling (below).
+                    elem.clear(keep_tail=False)
+                else:
+                    # No children, so no results: only the status can say more.
+                    outcome = self._status_outcome(status) if status else passed
+                    executions.append(
+                        ParsedExecution(
+                            suite, classname, name, file, outcome, duration_ms
+                        )
+                    )
+            else:
+                suite, suite_file = outer_suites.pop()
+                elem.clear(keep_tail=False)
+            # Drop what has been read, so memory does not grow with the file.
+            parent = elem.getparent()
+            while parent is not None and elem.getprevious() is not None:
+                del parent[0]
+        report.testcases = testcases
+        return checked_root
 
     def _check_root(self, tree) -> None:
         if tree.docinfo.doctype:
@@ -380,75 +459,75 @@ class _ReportReader:
         )
 
     def _shared(self, text: str) -> str:
+        """``text``, or the equal str object seen before (while there are few)."""
         strings = self.strings
         shared = strings.get(text)
         if shared is not None:
             return shared
-        if len(strings) < MAX_SHARED_STRINGS:
+        if len(strings) < max(MAX_SHARED_STRINGS, len(self.report.executions) // 4):
             strings[text] = text
         return text
 
-    def _enter_suite(self, elem) -> None:
-        self.outer_suites.append((self.suite, self.suite_file))
-        # The suite path joins the names of the open suites, skipping empty ones.
-        name = elem.get("name")
-        if name:
-            self.suite = self._shared(f"{self.suite} › {name}" if self.suite else name)
-        file = elem.get("file")
-        self.suite_file = self._shared(file) if file else ""
+    def _duration_ms(self, raw: str | None) -> float | None:
+        seconds = _seconds(raw, self.time_problems)
+        if seconds is None:
+            return None
+        duration_ms = seconds * 1000.0
+        if len(self.durations) < MAX_SHARED_DURATIONS:
+            self.durations[raw] = duration_ms
+        return duration_ms
 
-    def _read_testcase(self, elem) -> None:
-        report = self.report
-        report.testcases += 1
-        get = elem.get
-        name = get("name")
-        if not name:
-            self.unnamed += 1
-            name = f"<unnamed testcase {self.unnamed}>"
-            self._problem(
-                f"testcase at line {elem.sourceline} has no name; stored as {name!r}."
-            )
-        classname = get("classname")
-        classname = self._shared(classname) if classname else ""
-        file = get("file")
-        file = self._shared(file) if file else self.suite_file
-        seconds = _seconds(get("time"), self.time_problems)
-        duration_ms = None if seconds is None else seconds * 1000.0
-        status = get("status")
-        status = status.lower() if status else ""
-        if len(elem):
-            self._read_results(elem, name, classname, file, duration_ms, status)
-            return
-        # No children, so no results: only the status attribute can say more.
-        if status in FAILED_STATUSES:
-            outcome = Outcome.FAILED
-            report.failures += 1
-        elif status in SKIPPED_STATUSES:
-            outcome = Outcome.SKIPPED
-        else:
-            outcome = Outcome.PASSED
-        report.executions.append(
-            ParsedExecution(self.suite, classname, name, file, outcome, duration_ms)
+    def _unnamed(self, elem) -> str:
+        self.unnamed += 1
+        name = f"<unnamed testcase {self.unnamed}>"
+        self._problem(
+            f"testcase at line {elem.sourceline} has no name; stored as {name!r}."
         )
+        return name
+
+    def _status_outcome(self, status: str) -> Outcome:
+        """The outcome of a testcase without children, from its status."""
+        status = status.lower()
+        if status in FAILED_STATUSES:
+            self.report.failures += 1
+            return Outcome.FAILED
+        if status in SKIPPED_STATUSES:
+            return Outcome.SKIPPED
+        return Outcome.PASSED
 
     def _read_results(
         self,
         elem,
-        name: str,
+        suite: str,
         classname: str,
+        name: str,
         file: str,
         duration_ms: float | None,
         status: str,
     ) -> None:
-        """Classify the result children of a testcase with junitparser."""
-        report = self.report
-        suite = self.suite
+        """Read a testcase with children: junitparser classifies its results."""
         finals, interims = [], []
-        for entry in xunit2.TestCase.fromelem(elem):
-            if isinstance(entry, xunit2.InterimResult):
-                interims.append(entry)
-            elif isinstance(entry, (Failure, Error, Skipped)):
-                finals.append(entry)
+        # The results xunit2.TestCase would yield, without the wrapper (which
+        # junitparser builds around a throwaway element) nor system-out/-err.
+        for child in elem.iter():
+            kind = RESULT_TYPES.get(child.tag)
+            if kind is not None:
+                entry = kind.fromelem(child)
+                if isinstance(entry, xunit2.InterimResult):
+                    interims.append(entry)
+                else:
+                    finals.append(entry)
+        outcome, described = _final_outcome(finals, status)
+        final = ParsedExecution(
+            suite, classname, name, file, outcome, duration_ms,
+            *(_describe(described) if described else ("", "", "")),
+        )  # fmt: skip
+        report = self.report
+        if outcome.is_failure:
+            report.failures += 1
+        if not interims:
+            report.executions.append(final)
+            return
         runs = [
             ParsedExecution(
                 suite, classname, name, file, INTERIM_OUTCOMES[type(interim)], None,
@@ -456,22 +535,13 @@ class _ReportReader:
             )
             for interim in interims
         ]  # fmt: skip
-        outcome, described = _final_outcome(finals, status)
-        final = ParsedExecution(
-            suite, classname, name, file, outcome, duration_ms,
-            *(_describe(described) if described else ("", "", "")),
-        )  # fmt: skip
         # flaky* children are failed runs before the final (passing) one;
         # Surefire's <failure> is the first run and rerun* children the reruns.
-        if runs and not isinstance(
-            interims[0], (xunit2.FlakyFailure, xunit2.FlakyError)
-        ):
-            runs.insert(0, final)
-        else:
+        if isinstance(interims[0], (xunit2.FlakyFailure, xunit2.FlakyError)):
             runs.append(final)
+        else:
+            runs.insert(0, final)
         report.executions.extend(runs)
-        if outcome.is_failure:
-            report.failures += 1
 
     def _problem(self, text: str) -> None:
         self.problems.append(f"{self.filename}: {text}")
@@ -488,10 +558,40 @@ class _ReportReader:
             self.report.errors.append(f"{self.filename}: … and {extra} more problems.")
 
 
+_collector_lock = threading.Lock()
+_collector_pauses = 0
+_collector_was_enabled = False
+
+
+@contextmanager
+def _collector_paused():
+    """Pause Python's cyclic garbage collector while a report is read.
+
+    Reading creates one long-lived object per execution and no reference
+    cycles, so the collector's passes over them only cost time (about 15 % of
+    a large report's parse). Counted: with reads in several threads, the
+    collector is re-enabled (if it was enabled) when the last one ends.
+    """
+    global _collector_pauses, _collector_was_enabled
+    with _collector_lock:
+        if _collector_pauses == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _collector_pauses += 1
+    try:
+        yield
+    finally:
+        with _collector_lock:
+            _collector_pauses -= 1
+            if _collector_pauses == 0 and _collector_was_enabled:
+                gc.enable()
+
+
 def parse_report(data: bytes, *, filename: str = "report.xml") -> ParsedReport:
     """Parse one JUnit XML file; raise ReportError if it is not one.
 
     A report with no testcases is valid and yields no executions. Problems
     with single testcases land in ``errors`` and do not stop the rest.
     """
-    return _ReportReader(filename).read(data)
+    with _collector_paused():
+        return _ReportReader(filename).read(data)

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from flakewatch.outcomes import Outcome
-from ingest.parsing import ReportError, parse_report
+from ingest.parsing import ReportError, clean_xml_bytes, parse_report
 
 
 def _one_testcase(attributes: str = 'name="t"', body: str = "") -> bytes:
@@ -244,3 +246,80 @@ def test_namespaced_junit_is_refused_rather_than_read_as_empty():
     data = b'<testsuites xmlns="urn:x"><testsuite><testcase name="a"/></testsuite></testsuites>'
     with pytest.raises(ReportError, match="namespace"):
         parse_report(data)
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        ("failed", Outcome.FAILED),
+        ("FAIL", Outcome.FAILED),
+        ("disabled", Outcome.SKIPPED),
+        ("notrun", Outcome.SKIPPED),
+        ("passed", Outcome.PASSED),
+        ("", Outcome.PASSED),
+    ],
+)
+def test_testcase_without_children_takes_its_outcome_from_its_status(status, outcome):
+    report = parse_report(_one_testcase(f'name="t" status="{status}"'))
+
+    [execution] = report.executions
+    assert execution.outcome == outcome
+    assert report.failures == (1 if outcome == Outcome.FAILED else 0)
+    assert (execution.kind, execution.message, execution.detail) == ("", "", "")
+
+
+def test_testcase_without_a_file_attribute_takes_its_suites_file():
+    report = parse_report(
+        b'<testsuite name="s" file="suite.py"><testcase classname="c" name="a"/>'
+        b'<testcase classname="c" name="b" file="own.py"/></testsuite>'
+    )
+
+    assert [e.file for e in report.executions] == ["suite.py", "own.py"]
+
+
+def test_executions_share_one_object_per_distinct_suite_classname_and_file():
+    report = parse_report(
+        b'<testsuites><testsuite name="s"><testsuite name="t">'
+        b'<testcase classname="c" name="a" file="f.py" time="0.5"/>'
+        b'<testcase classname="c" name="b" file="f.py" time="0.5"/>'
+        b"</testsuite></testsuite></testsuites>"
+    )
+
+    first, second = report.executions
+    assert first.suite == "s › t"
+    assert first.suite is second.suite
+    assert first.classname is second.classname
+    assert first.file is second.file
+    assert first.duration_ms == second.duration_ms == 500.0
+
+
+def test_clean_report_is_returned_uncopied_even_with_character_references():
+    data = _one_testcase(body='<failure message="a&#10;b">x &amp; y</failure>')
+
+    cleaned, warnings = clean_xml_bytes(data, filename="clean.xml")
+
+    assert cleaned is data
+    assert warnings == []
+
+
+def test_reference_to_a_control_character_in_otherwise_clean_bytes_is_removed():
+    data = _one_testcase('name="a&#27;b"')
+
+    cleaned, warnings = clean_xml_bytes(data, filename="ref.xml")
+
+    assert b"&#27;" not in cleaned
+    assert len(warnings) == 1
+    assert "control character" in warnings[0]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_parsing_leaves_the_garbage_collector_as_it_found_it(enabled):
+    was_enabled = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        parse_report(_one_testcase())
+        with pytest.raises(ReportError):
+            parse_report(b"<testsuite><testcase></testsuite>")
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was_enabled else gc.disable)()
