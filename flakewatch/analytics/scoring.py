@@ -11,10 +11,7 @@ import math
 
 PRIOR_ALPHA, PRIOR_BETA = 1.0, 49.0
 SCORE_QUANTILE = 0.05
-# The exit rule is checked again after every run (a sequential test), so each
-# check is held to 99%: at 95%, a long flaky episode at its own rate would be
-# cut by a lucky gap one time in twenty.
-FIXED_CONFIDENCE = 0.99
+FIXED_CONFIDENCE = 0.95
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -84,8 +81,8 @@ def passes_to_call_fixed(failure_rate: float, *, minimum: int = 5) -> int:
     """Return how many consecutive passes make "still flaky" unlikely.
 
     A test still failing at rate p passes n runs in a row with probability
-    (1 - p)^n; "fixed" needs that below 1 - FIXED_CONFIDENCE (1%):
-    n = ceil(ln 0.01 / ln(1 - p)). p = 30% needs 13 passes, 5% needs 90.
+    (1 - p)^n; "fixed" needs that below 1 - FIXED_CONFIDENCE (5%):
+    n = ceil(ln 0.05 / ln(1 - p)). p = 30% needs 9 passes, 5% needs 59.
     """
     p = min(max(failure_rate, 0.005), 0.99)
     needed = math.ceil(math.log(1 - FIXED_CONFIDENCE) / math.log(1 - p))
