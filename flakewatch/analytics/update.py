@@ -67,25 +67,30 @@ class CaseRun:
 
     first_failed: bool = False
     failed: bool = False
-    passed: bool = False
+    passed: bool = False  # the final attempt passed
     skipped_only: bool = True
     duration_ms: float | None = None
     message_id: int | None = None
 
 
 def fold_runs(executions: Iterable[StoredExecution]) -> dict[int, CaseRun]:
-    """Fold each test's executions (retries) in one upload into a CaseRun."""
+    """Fold each test's executions (retries) in one upload into a CaseRun.
+
+    "Failed then passed in one run" needs the final attempt to pass: a run
+    that ends failed is a failure whatever its earlier records say
+    (pytest-rerunfailures writes a rerun attempt as a testcase with no
+    result, which reads as a pass).
+    """
     runs: dict[int, CaseRun] = {}
     for e in sorted(executions, key=lambda e: (e.case_id, e.retry_index)):
         run = runs.get(e.case_id)
         if run is None:
             run = runs[e.case_id] = CaseRun(first_failed=e.outcome in FAILED)
+        run.passed = e.outcome == Outcome.PASSED  # the last attempt decides
         if e.outcome in FAILED:
             run.failed = True
             if run.message_id is None:
                 run.message_id = e.message_id
-        elif e.outcome == Outcome.PASSED:
-            run.passed = True
         if e.outcome != Outcome.SKIPPED:
             run.skipped_only = False
         if e.duration_ms is not None:

@@ -210,3 +210,25 @@ def test_uploads_are_stored_once_without_a_unique_index(project):
         )
     )
     assert sorted(rows) == [("test_a", 0), ("test_b", 0), ("test_b", 1)]
+
+
+def test_a_run_ending_in_failure_is_not_an_in_run_flake(project):
+    # pytest-rerunfailures writes rerun attempts as testcases without a
+    # result: "failed three times" reads pass, pass, fail.
+    repeated = (
+        b'<testsuite name="pytest">'
+        b'<testcase classname="c" name="test_b"/><testcase classname="c" name="test_b"/>'
+        b'<testcase classname="c" name="test_b"><failure message="boom"/></testcase>'
+        b"</testsuite>"
+    )
+    for commit in range(12):
+        meta = services.UploadMetadata(
+            commit_sha=f"c{commit:04d}", branch="main", build=str(commit), job="unit",
+            started_at=START + timedelta(hours=commit),
+        )  # fmt: skip
+        received = services.receive_file("j.xml", [repeated], budget=10**6)
+        upload, _ = services.accept_upload(project=project, meta=meta, files=[received])
+        services.process_upload(upload.pk)
+        update.analyze_upload(upload.pk)
+    b = state("test_b")
+    assert (b.status, b.flake_events) == ("broken", 0)
