@@ -9,67 +9,16 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import subprocess
 import time
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from flakewatch.models import CaseResult, Upload
 from tests import stack
 from tests.factories import junit_report
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def stack_env(transactional_db) -> dict:
-    """Environment for worker and beat: this test database, the test broker."""
-    import redis
-
-    db = connection.settings_dict
-    broker = settings.CELERY_BROKER_URL
-    assert broker.startswith("redis://"), "the pipeline tests need the real Redis"
-    redis.Redis.from_url(broker).flushdb()
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        CELERY_BROKER_URL=broker,
-        DJANGO_SECRET_KEY="test-only-secret",
-        FLAKEWATCH_SWEEP_SECONDS="2",
-        FLAKEWATCH_REQUEUE_AFTER_SECONDS="3",
-    )
-    return env
-
-
-@pytest.fixture
-def start_worker(stack_env, tmp_path):
-    started: list[stack.Process] = []
-
-    def start() -> stack.Process:
-        log = tmp_path / f"worker-{len(started)}.log"
-        worker = stack.Process(stack.worker_command(), env=stack_env, log=log)
-        started.append(worker)
-        worker.wait_for_output("ready.", timeout=60)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.kill()
-
-
-@pytest.fixture
-def beat(stack_env, tmp_path):
-    process = stack.Process(
-        stack.beat_command(tmp_path / "beat-schedule"),
-        env=stack_env,
-        log=tmp_path / "beat.log",
-    )
-    process.wait_for_output("beat: Starting", timeout=60)
-    yield process
-    process.kill()
 
 
 def curl_upload(url: str, token: str, *files, build="1", job="unit", attempt="1"):

@@ -1,0 +1,176 @@
+"""The synthetic history generator keeps its own promises (no database)."""
+
+from __future__ import annotations
+
+import itertools
+import xml.etree.ElementTree as ET
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+
+from ingest.parsing import parse_report
+from tests.synthetic_history import (
+    KINDS,
+    SCALES,
+    Verdict,
+    generate_history,
+    score,
+)
+
+FAILING_CHILDREN = {"failure", "error", "flakyFailure", "rerunFailure"}
+RERUN_CHILDREN = {"flakyFailure", "flakyError", "rerunFailure", "rerunError"}
+
+
+@pytest.fixture(scope="module")
+def history():
+    return generate_history(**SCALES["small"], seed=11)
+
+
+def _identity(suite_name: str, case: ET.Element) -> tuple:
+    return (
+        suite_name,
+        case.get("classname", ""),
+        case.get("name"),
+        case.get("file", ""),
+    )
+
+
+def _emitted(history) -> tuple[Counter, Counter]:
+    """Count executions and shown failures per test identity in the XML."""
+    executions, failures = Counter(), Counter()
+    for upload in history.uploads:
+        root = ET.fromstring(upload.body)
+        for suite in root.iter("testsuite"):
+            for case in suite.iter("testcase"):
+                key = _identity(suite.get("name"), case)
+                children = [child.tag for child in case]
+                executions[key] += 1 + sum(tag in RERUN_CHILDREN for tag in children)
+                failures[key] += sum(tag in FAILING_CHILDREN for tag in children)
+    return executions, failures
+
+
+def test_the_same_seed_gives_the_same_history(history):
+    again = generate_history(**SCALES["small"], seed=11)
+    assert [u.body for u in again.uploads] == [u.body for u in history.uploads]
+    assert again.truth == history.truth
+    other = generate_history(**SCALES["small"], seed=12)
+    assert [u.body for u in other.uploads] != [u.body for u in history.uploads]
+
+
+def test_the_history_has_the_planned_shape(history):
+    assert len(history.truth) == SCALES["small"]["tests"]
+    assert len(history.commits) == SCALES["small"]["commits"]
+    assert len(history.branches) == SCALES["small"]["branches"]
+    kinds = Counter(t.kind for t in history.truth.values())
+    assert set(kinds) == set(KINDS)
+    flaky = [t for t in history.truth.values() if t.kind.startswith("flaky")]
+    assert all(0.01 <= t.rate <= 0.30 for t in flaky)
+    assert sum(t.rate >= 0.03 for t in flaky) >= 10
+    assert len(history.incidents) == SCALES["small"]["incidents"]
+    assert all(incident.victims >= 20 for incident in history.incidents)
+    main = [u for u in history.uploads if u.branch == history.default_branch]
+    assert {u.commit for u in main} == set(history.commits)
+    assert {u.attempt for u in history.uploads} == {1, 2}
+    assert {u.dialect for u in history.uploads} == {
+        "pytest",
+        "surefire",
+        "jest",
+        "gotestsum",
+    }
+
+
+def test_started_at_is_strictly_increasing_in_commit_order(history):
+    times = [datetime.fromisoformat(u.started_at) for u in history.uploads]
+    assert all(a < b for a, b in itertools.pairwise(times))
+    main_order = [
+        u.commit
+        for u in history.uploads
+        if u.branch == history.default_branch and u.attempt == 1
+    ]
+    assert list(dict.fromkeys(main_order)) == history.commits
+    end = datetime(2026, 11, 1, tzinfo=UTC)
+    shifted = generate_history(**SCALES["small"], seed=11, end_at=end)
+    assert datetime.fromisoformat(shifted.uploads[-1].started_at) == end
+    assert [u.body for u in shifted.uploads] == [u.body for u in history.uploads]
+
+
+def test_a_second_attempt_follows_a_failed_first_one_in_rerun_jobs(history):
+    firsts = {(u.build, u.job): u for u in history.uploads if u.attempt == 1}
+    for upload in history.uploads:
+        if upload.attempt == 2:
+            first = firsts[(upload.build, upload.job)]
+            assert upload.job in ("unit-py312", "integration")
+            assert first.commit == upload.commit
+            assert b"<failure" in first.body or b"<error" in first.body
+
+
+def test_names_that_need_escaping_survive_the_xml(history):
+    names = [" ".join(key) for key in history.truth]
+    for character in ("<", "&", '"', "'"):
+        assert any(character in name for name in names), character
+    for upload in history.uploads:
+        root = ET.fromstring(upload.body)
+        for suite in root.iter("testsuite"):
+            for case in suite.iter("testcase"):
+                assert _identity(suite.get("name"), case) in history.truth
+
+
+def test_truth_matches_what_the_reports_show(history):
+    executions, failures = _emitted(history)
+    for key, truth in history.truth.items():
+        assert executions[key] == truth.executions, key
+        shown = (
+            truth.visible_flaky_failures + truth.incident_failures + truth.hard_failures
+        )
+        assert failures[key] == shown, key
+        if truth.kind == "healthy":
+            assert failures[key] == 0
+        if truth.kind == "incident_victim_only":
+            assert failures[key] == truth.incident_failures > 0
+        if truth.kind == "flaky_from":
+            assert min(truth.flaky_evidence, default=1e9) >= truth.start_index
+        if truth.kind == "flaky_until":
+            assert max(truth.flaky_evidence, default=0) < truth.end_index
+            assert truth.expected_status == "fixed"
+        if truth.kind in ("broken_window", "branch_broken", "config_only"):
+            assert truth.hard_failures > 0 and not truth.flaky_evidence
+
+
+def test_the_ingest_parser_reads_every_report_as_emitted(history):
+    parsed = Counter()
+    for upload in history.uploads:
+        report = parse_report(upload.body)
+        assert (report.errors, report.warnings) == ([], [])
+        for e in report.executions:
+            parsed[(e.suite, e.classname, e.name, e.file)] += 1
+    assert parsed == Counter({k: t.executions for k, t in history.truth.items()})
+
+
+def test_a_perfect_verdict_scores_perfectly(history):
+    verdicts = {
+        key: Verdict(
+            status=t.expected_status,
+            first_flaky_commit=t.start_sha if t.expected_status == "flaky" else "",
+            duration_regressed=t.duration_regressed,
+        )
+        for key, t in history.truth.items()
+    }
+    scores = score(history.truth, verdicts, positions=history.positions)
+    assert scores.target_failures() == []
+    assert scores.first_flaky_accuracy == 1.0
+    assert scores.misjudged == []
+
+
+def test_calling_a_broken_test_flaky_is_counted_and_explained(history):
+    verdicts = {
+        key: Verdict(status=t.expected_status, duration_regressed=t.duration_regressed)
+        for key, t in history.truth.items()
+    }
+    broken = next(k for k, t in history.truth.items() if t.kind == "branch_broken")
+    verdicts[broken] = Verdict(status="flaky")
+    scores = score(history.truth, verdicts)
+    assert scores.forbidden_flaky == 1
+    assert scores.wrongly_flaky == {"branch_broken": 1}
+    assert [m.key for m in scores.misjudged] == [broken]
+    assert any("called flaky" in failure for failure in scores.target_failures())
