@@ -341,7 +341,7 @@ class CaseState(models.Model):
         indexes = [
             # queries.case_list filtered by status, ranked by flake_score.
             models.Index(
-                fields=["project", "status", "-flake_score"],
+                fields=["project", "status", "-flake_score", "case"],
                 name="casestate_status_idx",
             ),
             models.Index(

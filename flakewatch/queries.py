@@ -198,11 +198,14 @@ def case_list(
         # for 10k tests); casestate_score_idx would serve only if every test
         # had a CaseState row and missing ones were not listed.
         order = Coalesce(F("state__flake_score"), Value(0.0)).desc()
+        tie = "id"
     else:
-        # casestate_status_idx (project, status, -flake_score) gives this
-        # order directly; the join to Case is by primary key.
+        # casestate_status_idx (project, status, -flake_score, case) gives
+        # this whole order, ties included, so a page reads only its rows; the
+        # join to Case is by primary key.
         cases = cases.filter(state__project=project, state__status=status)
         order = F("state__flake_score").desc()
+        tie = "state__case"
     if q:
         # No index serves a substring match: this filters the rows read above.
         cases = cases.filter(
@@ -215,9 +218,9 @@ def case_list(
     # One row beyond the page says whether another page follows, without a
     # COUNT over the project.
     rows = list(
-        cases.order_by(order, "id").values(
-            *_CASE_COLUMNS, **_state_columns(_ROW_STATE)
-        )[offset : offset + PAGE_SIZE + 1]
+        cases.order_by(order, tie).values(*_CASE_COLUMNS, **_state_columns(_ROW_STATE))[
+            offset : offset + PAGE_SIZE + 1
+        ]
     )
     results = [
         CaseRow(team=None, **_with_state_defaults(row, _ROW_STATE))
