@@ -216,7 +216,9 @@ def analyze_upload(upload_id: int) -> None:
         # order too, so the two never deadlock.
         _lock_project(project_id)
         upload = (
-            Upload.objects.select_for_update()
+            # of=self: locking the joined project row too would stall every
+            # new upload of the project (its foreign key check) meanwhile.
+            Upload.objects.select_for_update(of=("self",))
             .select_related("project")
             .filter(pk=upload_id, status=Upload.Status.DONE, analyzed_at__isnull=True)
             .first()
@@ -717,7 +719,7 @@ def recompute_project(project: Project, *, progress: Callable | None = None) -> 
             )
         _lock_project(project.pk)
         uploads = list(
-            Upload.objects.select_for_update()
+            Upload.objects.select_for_update(of=("self",))
             .filter(project=project, status=Upload.Status.DONE)
             .select_related("project")
             .annotate(ran=Coalesce("started_at", "received_at"))
