@@ -125,10 +125,14 @@ def _upsert_by_copy(
     stage = f"fw_stage_{table}"
     column_list = ", ".join(columns)
     with connection.cursor() as cursor:
+        # Created once per transaction and emptied for each use: recompute
+        # replays thousands of uploads in one transaction, and every table
+        # created there would hold a lock until it ends.
         cursor.execute(
-            f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS"
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS"
             f" SELECT {column_list} FROM {table} WITH NO DATA"
         )
+        cursor.execute(f"TRUNCATE {stage}")
         with cursor.copy(f"COPY {stage} ({column_list}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -136,7 +140,6 @@ def _upsert_by_copy(
             f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {stage}"
             f" ON CONFLICT ({key}) DO UPDATE SET {update}"
         )
-        cursor.execute(f"DROP TABLE {stage}")
 
 
 def ran_at(upload: Upload) -> datetime:
