@@ -29,3 +29,5 @@ test: lint
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/analytics.py
+	$(BIN)/python bench/accuracy.py

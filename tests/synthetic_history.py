@@ -2,7 +2,7 @@
 
 Pure Python, no Django: the test suite (tests/flakewatch/test_accuracy.py)
 feeds the small preset through the real upload API and worker, and
-bench/analytics.py feeds the full one.
+bench/accuracy.py feeds the full one.
 
 The history is a default branch of ``commits`` commits, one build each, plus
 a few short feature branches with builds of their own. Every build runs the

@@ -4,7 +4,7 @@ The small history of tests/synthetic_history.py goes through the real stack:
 POST /api/v1/uploads on a live server, a real Celery worker process, the
 analytics in the worker's transaction, and the read API. The scores are
 held to the issue's targets; ``pytest -s`` prints them, and on a miss the
-assertion lists every misjudged test with its evidence. bench/analytics.py
+assertion lists every misjudged test with its evidence. bench/accuracy.py
 runs the full-size history.
 """
 
