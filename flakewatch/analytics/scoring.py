@@ -7,6 +7,7 @@ Ranking by a lower bound puts well-evidenced flakes first and never lets a
 short lucky or unlucky streak outrank them.
 """
 
+import functools
 import math
 
 PRIOR_ALPHA, PRIOR_BETA = 1.0, 49.0
@@ -67,6 +68,7 @@ def beta_quantile(q: float, a: float, b: float) -> float:
     return (low + high) / 2
 
 
+@functools.lru_cache(maxsize=65536)  # (events, runs) pairs repeat across tests
 def flake_score(events: int, runs: int) -> float:
     """Return the posterior 5% lower bound of the flake rate; 0 without events."""
     if events <= 0 or runs <= 0:
