@@ -71,7 +71,6 @@ import signal
 import socket
 import statistics
 import struct
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -90,6 +89,8 @@ os.environ.setdefault("BENCH_DB_NAME", "flakewatch_bench_analytics")
 os.environ.setdefault("BENCH_BROKER_URL", "memory://")
 
 from bench import stack  # noqa: E402
+from bench.stack import Processes, free_port  # noqa: E402
+from bench.stack import log_tail as _log_tail  # noqa: E402
 
 os.environ.update(
     stack.bench_env(FLAKEWATCH_EAGER_TASKS="0", FLAKEWATCH_LOG_LEVEL="WARNING")
@@ -812,62 +813,10 @@ def profile_upload(project: Project, history: History, commit: int) -> dict:
 # --- API latency -----------------------------------------------------------------
 
 
-class Processes:
-    """Child processes, each in its own process group, all stopped on exit."""
-
-    def __init__(self) -> None:
-        self.running: list[subprocess.Popen] = []
-
-    def start(self, argv: list[str], log_path: Path) -> subprocess.Popen:
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                argv,
-                cwd=ROOT,
-                env=stack.bench_env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.running.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in reversed(self.running):
-            if proc.poll() is None:
-                _killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    _killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(5)
-            _killpg(proc.pid, signal.SIGKILL)  # stragglers left in its group
-        self.running.clear()
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_gunicorn(procs: Processes, port: int, workers: int) -> None:
     log_path = LOG_DIR / "analytics-gunicorn.log"
     proc = procs.start(
+        "gunicorn",
         [
             str(stack.VENV_BIN / "gunicorn"),
             "flakewatch.wsgi:application",

@@ -72,6 +72,8 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import reports, stack  # noqa: E402
+from bench.stack import Processes, free_port  # noqa: E402
+from bench.stack import log_tail as _log_tail  # noqa: E402
 
 LOG_DIR = stack.VAR / "bench"
 RESULTS_JSON = stack.VAR / "bench-ingest.json"
@@ -91,66 +93,6 @@ TARGET_BYTES_PER_ROW = 80.0
 
 
 # --- processes ---------------------------------------------------------------
-
-
-class Processes:
-    """Child processes, each in its own process group, all stopped on exit."""
-
-    def __init__(self) -> None:
-        self.running: list[tuple[str, subprocess.Popen]] = []
-
-    def start(self, name: str, argv: list[str], log_path: Path, **env: str):
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                argv,
-                cwd=stack.ROOT,
-                env=stack.bench_env(**env),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # its own group: killpg reaches children
-            )
-        self.running.append((name, proc))
-        return proc
-
-    def stop(self, proc: subprocess.Popen, timeout: float = 20.0) -> None:
-        """SIGTERM the process group, SIGKILL it if still there after timeout."""
-        if proc.poll() is None:
-            _killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                _killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-        _killpg(proc.pid, signal.SIGKILL)  # stragglers left in the group
-        self.running = [(n, p) for n, p in self.running if p is not proc]
-
-    def stop_all(self) -> None:
-        for _, proc in reversed(list(self.running)):
-            try:
-                self.stop(proc)
-            except Exception as exc:  # keep stopping the others
-                print(f"warning: could not stop pid {proc.pid}: {exc}", file=sys.stderr)
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_worker(procs: Processes, concurrency: int, log_path: Path):

@@ -8,6 +8,8 @@ or lives in Redis db 12 unless overridden by the BENCH_* variables.
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +86,63 @@ def manage(*args: str, quiet: bool = False) -> str:
 def create_project(slug: str) -> str:
     """Create a project; return its upload token (createproject's last line)."""
     return manage("createproject", slug).strip().splitlines()[-1].strip()
+
+
+class Processes:
+    """Child processes, each in its own process group, all stopped on exit."""
+
+    def __init__(self) -> None:
+        self.running: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, argv: list[str], log_path: Path, **env: str):
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                env=bench_env(**env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own group: killpg reaches children
+            )
+        self.running.append((name, proc))
+        return proc
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+        """SIGTERM the process group, SIGKILL it if still there after timeout."""
+        if proc.poll() is None:
+            killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        killpg(proc.pid, signal.SIGKILL)  # stragglers left in the group
+        self.running = [(n, p) for n, p in self.running if p is not proc]
+
+    def stop_all(self) -> None:
+        for _, proc in reversed(list(self.running)):
+            try:
+                self.stop(proc)
+            except Exception as exc:  # keep stopping the others
+                print(f"warning: could not stop pid {proc.pid}: {exc}", file=sys.stderr)
+
+
+def killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
