@@ -54,13 +54,8 @@ os.environ.setdefault("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
 os.environ.setdefault("FLAKEWATCH_REQUEUE_AFTER_SECONDS", "600")
 
 from bench import stack  # noqa: E402
-from bench.ingest import (  # noqa: E402
-    Processes,
-    free_port,
-    http_request,
-    start_gunicorn,
-    start_worker,
-)
+from bench.ingest import http_request, start_gunicorn, start_worker  # noqa: E402
+from bench.stack import Processes, free_port  # noqa: E402
 from tests.synthetic_history import (  # noqa: E402
     SCALES,
     Verdict,
@@ -269,17 +264,25 @@ def main() -> int:
             f"{result['processed_seconds']:.0f}s ({counts})\n"
         )
         print(scores.report())
-        if args.recompute:
-            result["recompute_seconds"] = recompute(args.timeout)
-            changed = differences(verdicts, read_verdicts(port, token))
-            result["recompute_differences"] = changed
-            print(
-                f"\nrecompute took {result['recompute_seconds']:.0f}s and changed "
-                f"{len(changed)} verdicts"
-            )
-            for line in changed[:50]:
-                print(f"  {line}")
         missed = scores.target_failures()
+        if args.recompute:
+            try:
+                result["recompute_seconds"] = recompute(args.timeout)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                result["recompute_error"] = str(exc)[-3000:]
+                missed.append("manage.py recompute did not finish")
+                print(f"\nrecompute did not finish:\n{result['recompute_error']}")
+            else:
+                changed = differences(verdicts, read_verdicts(port, token))
+                result["recompute_differences"] = changed
+                if changed:
+                    missed.append(f"recompute changed {len(changed)} verdicts")
+                print(
+                    f"\nrecompute took {result['recompute_seconds']:.0f}s and "
+                    f"changed {len(changed)} verdicts"
+                )
+                for line in changed[:50]:
+                    print(f"  {line}")
         print(
             "\ntargets: "
             + ("all met" if not missed else "MISSED: " + "; ".join(missed))

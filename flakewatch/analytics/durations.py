@@ -28,7 +28,7 @@ CONSISTENT_RATIO = 1.25
 MIN_DELTA_MS = 1.0  # sub-millisecond tests jitter by more than 50%
 BASELINE_WEIGHT = 0.05
 BASELINE_MIN_POINTS = 10
-ACCEPT_AFTER_RUNS = 300
+ACCEPT_AFTER_RUNS = 2000  # a slowdown stays flagged for a long while, not forever
 HEADER = 4  # baseline_log, baseline_points, regressed_since_upload, regressed_runs
 
 

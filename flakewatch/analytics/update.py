@@ -533,9 +533,11 @@ def _update_case_states(
         state.failures += int(run.first_failed)
         if state.last_run_at is None or when > state.last_run_at:
             state.last_run_at = when
-        duration = None if run.skipped_only else run.duration_ms
-        if duration is not None:
-            state.total_duration_ms += duration
+        # Only passing runs: a failure's time (a timeout, a refused
+        # connection in 10 ms) says nothing about how long the test takes.
+        duration = run.duration_ms if run.passed and not run.failed else None
+        if run.duration_ms is not None and not run.skipped_only:
+            state.total_duration_ms += run.duration_ms  # CI time, failures too
         timed.append((state, duration))
 
         last = state.last_run_at

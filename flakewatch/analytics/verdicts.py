@@ -223,8 +223,10 @@ def judge(
     for event in events:
         if episode:
             passes = _passes_between(jobs, failed, episode[-1].ran_at, event.ran_at)
-            if passes >= _needed(jobs, episode):
-                ever_fixed = ever_fixed or len(episode) >= ENTER_EVENTS
+            # A gap ends an episode only before it became flaky: once flaky, a
+            # new failure after a long gap is the same flakiness recurring,
+            # and only the trailing run of passes can call it fixed.
+            if len(episode) < ENTER_EVENTS and passes >= _needed(jobs, episode):
                 episode = []
         episode.append(event)
     open_episode = bool(episode)
