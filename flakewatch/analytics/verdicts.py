@@ -216,10 +216,9 @@ def judge(
     )
     broken_since, broken_ended = _broken_streaks(cells, kinds, jobs)
 
-    # Walk the evidence in time order, splitting it into episodes at every
-    # run of passes long enough to call the episode fixed.
+    # Walk the evidence in time order; a lone failure followed by a long run
+    # of passes is dropped, anything more forms the episode.
     episode: list[Cell] = []
-    ever_fixed = False
     for event in events:
         if episode:
             passes = _passes_between(jobs, failed, episode[-1].ran_at, event.ran_at)
@@ -230,10 +229,11 @@ def judge(
                 episode = []
         episode.append(event)
     open_episode = bool(episode)
+    fixed = False
     if episode:
         trailing = _passes_between(jobs, failed, episode[-1].ran_at, None)
         if trailing >= _needed(jobs, episode):
-            ever_fixed = ever_fixed or len(episode) >= ENTER_EVENTS
+            fixed = len(episode) >= ENTER_EVENTS
             open_episode = False
 
     window_runs = max(runs, _runs_between(jobs, min(c.ran_at for c in cells), None), 1)
@@ -246,7 +246,7 @@ def judge(
         first_flaky_commit = (default_events or episode)[0].commit
         shown = episode
     else:
-        status = "fixed" if (ever_fixed or broken_ended) else "healthy"
+        status = "fixed" if (fixed or broken_ended) else "healthy"
         k, n = len(events), window_runs
         first_flaky_commit = ""
         shown = events
