@@ -564,7 +564,7 @@ _collector_was_enabled = False
 
 
 @contextmanager
-def _collector_paused():
+def collector_paused():
     """Pause Python's cyclic garbage collector while a report is read.
 
     Reading creates one long-lived object per execution and no reference
@@ -593,5 +593,5 @@ def parse_report(data: bytes, *, filename: str = "report.xml") -> ParsedReport:
     A report with no testcases is valid and yields no executions. Problems
     with single testcases land in ``errors`` and do not stop the rest.
     """
-    with _collector_paused():
+    with collector_paused():
         return _ReportReader(filename).read(data)

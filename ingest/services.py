@@ -29,7 +29,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from flakewatch import results
 from flakewatch.analytics.signatures import failure_signature
 from flakewatch.models import Project, Upload, UploadFile
-from ingest.parsing import ParsedReport, ReportError, parse_report
+from ingest.parsing import ParsedReport, ReportError, collector_paused, parse_report
 
 logger = logging.getLogger(__name__)
 
@@ -377,10 +377,13 @@ def store_reports(
     upload: Upload, reports: list[ParsedReport], *, now: datetime
 ) -> None:
     """Store parsed reports as ``upload``'s results; the caller owns the transaction."""
-    cases, messages, rows = execution_rows(reports)
-    results.store_results(
-        upload=upload, cases=cases, messages=messages, executions=rows, now=now
-    )
+    # One object per execution and no cycles: the collector's passes over
+    # them would only cost time, as in parsing.
+    with collector_paused():
+        cases, messages, rows = execution_rows(reports)
+        results.store_results(
+            upload=upload, cases=cases, messages=messages, executions=rows, now=now
+        )
 
 
 def execution_rows(
@@ -390,28 +393,31 @@ def execution_rows(
 
     A test seen more than once in one upload (in-run reruns, repeated
     testcases, the same test in two files) gets retry_index 0, 1, 2... in
-    document order.
+    document order. This loop runs once per execution: it keeps to locals
+    and plain tuples.
     """
     cases: dict[bytes, tuple[str, str, str, str]] = {}
-    messages: dict[bytes, tuple[str, str, str]] = {}
+    messages: dict[bytes, tuple[str, str, str, str]] = {}
     rows: list[results.ExecutionRow] = []
-    next_retry: dict[bytes, int] = {}
+    append = rows.append
+    repeats: dict[bytes, int] = {}  # identities seen more than once: last retry
+    identity_hash = results.identity_hash
     for report in reports:
         for e in report.executions:
-            identity = results.identity_hash(e.suite, e.classname, e.name, e.file)
-            if identity not in cases:
-                cases[identity] = (e.suite, e.classname, e.name, e.file)
-            retry = next_retry.get(identity, 0)
-            next_retry[identity] = retry + 1
+            fields = (e.suite, e.classname, e.name, e.file)
+            identity = identity_hash(*fields)
+            if identity in cases:
+                retry = repeats[identity] = repeats.get(identity, 0) + 1
+            else:
+                cases[identity] = fields
+                retry = 0
             digest = None
             if e.message or e.detail or e.kind:
                 digest = results.message_digest(e.kind, e.message, e.detail)
                 if digest not in messages:
                     signature = failure_signature(e.message, e.detail)
                     messages[digest] = (e.kind, e.message, e.detail, signature)
-            rows.append(
-                results.ExecutionRow(identity, retry, e.outcome, e.duration_ms, digest)
-            )
+            append((identity, retry, e.outcome, e.duration_ms, digest))
     return cases, messages, rows
 
 
