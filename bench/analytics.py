@@ -608,11 +608,12 @@ def run_recompute(project: Project, executions: int, budget: float, step) -> dic
     marks = [(0, began)]  # (uploads replayed, time) every 50
     done = 0
 
-    def progress() -> None:
+    def progress(replayed: int = 1) -> None:
         nonlocal done
-        done += 1
+        before = done
+        done += replayed
         now = time.perf_counter()
-        if done % 50 == 0 or done == total:
+        if done // 50 > before // 50 or done == total:
             prev_n, prev_t = marks[-1]
             marks.append((done, now))
             recent = (now - prev_t) / (done - prev_n)

@@ -8,7 +8,7 @@ benchmark's generated pytest report, against the benchmark database
 * for a first upload (new cases) and a repeat (existing cases): the wall time
   of the whole ``process_upload`` and of its phases (each wrapped with a timer
   where the current code has it: ``parse_report``, ``execution_rows``,
-  ``store_results``, ``_ensure_rows``, ``analytics.apply_upload``), and the
+  ``store_results``, ``_ensure_rows``), and the
   slowest SQL statements (Django's execute_wrapper; COPY goes around it);
 * the cProfile top functions of a third ``process_upload`` (profiling slows
   Python-heavy code about 1.5-2x; use the phase table for absolute times);
@@ -50,7 +50,6 @@ PHASES = [
     ("ingest.services", "execution_rows", "execution_rows"),
     ("flakewatch.results", "store_results", "store_results"),
     ("flakewatch.results", "_ensure_rows", "  _ensure_rows (case/message lookup)"),
-    ("ingest.services", "analytics.apply_upload", "analytics.apply_upload"),
 ]
 
 

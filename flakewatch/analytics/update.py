@@ -1,25 +1,27 @@
-"""Apply one upload to the analytics tables, and replay them all (recompute).
+"""Add uploads to the analytics tables, and replay them all (recompute).
 
-``apply_upload`` runs inside the transaction that stores the upload's results
-and marks it done, so its contribution counts exactly once. It touches only
-the tests and suites in the upload:
+``analyze_upload`` (the worker's task, after an upload's results commit)
+applies the project's waiting done uploads in run order through
+``apply_uploads`` and marks them analysed in the same transaction, so each
+counts exactly once. It touches only the tests and suites in the uploads:
 
-1. DailyCaseStat: add the upload's runs, first-attempt failures and time.
-2. CommitFailure: for each test that failed, its (commit, job) failure row,
-   with the passes seen on the same commit and job (this upload's in-run
-   reruns, earlier uploads' re-runs); passes of tests that had failed on this
-   commit and job are added to those rows. Failures that INCIDENT_MIN_TESTS
-   or more tests share, with one signature, in this run are incidents.
-3. CaseState: counts, duration series, and, for tests with failures in the
-   window, the verdict (verdicts.judge) with its evidence.
-4. SuiteState: the suite's duration series.
+1. DailyCaseStat: add the runs, first-attempt failures and time.
+2. CommitFailure, per upload: for each test that failed, its (commit, job)
+   failure row, with the passes seen on the same commit and job (this
+   upload's in-run reruns, earlier uploads' re-runs); passes of tests that
+   had failed on this commit and job are added to those rows. Failures that
+   INCIDENT_MIN_TESTS or more tests share, with one signature, in one run are
+   incidents.
+3. CaseState, once per test for the batch: counts, duration series, and the
+   verdict (verdicts.judge) with its evidence.
+4. SuiteState, per upload: the suite's duration series.
 
 On PostgreSQL an advisory lock serialises this step per project: a verdict
 reads failures other uploads wrote, so they must be committed, not in flight.
 
 ``recompute_project`` empties these tables and replays every done upload in
-run order through ``apply_upload``: the same code, the same order, so the same
-answers as the incremental path.
+run order through ``apply_uploads``: the same code, the same order, so the
+same answers as the incremental path.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ import json
 import logging
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -56,6 +58,11 @@ logger = logging.getLogger(__name__)
 
 INCIDENT_MIN_TESTS = 10
 STATE_BATCH = 10_000
+# A backlog is analysed in batches of at most this many uploads and executions
+# (by tests_count): enough to amortise the per-test state writes, small
+# enough to bound a batch's memory and transaction.
+MAX_BATCH_UPLOADS = 50
+MAX_BATCH_EXECUTIONS = 200_000
 WINDOW = timedelta(days=90)
 MAX_TOP_SIGNATURES = 5
 FAILED = (Outcome.FAILED, Outcome.ERROR)
@@ -154,50 +161,71 @@ def _lock_project(project_id: int) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [0x666C, project_id])
 
 
-def apply_upload(
+def apply_uploads(
+    uploads: list[Upload],
     *,
-    upload: Upload,
-    executions: list[StoredExecution],
-    suite_durations: dict[str, tuple[float, int]] | None = None,
     replay: bool = False,
+    suites: dict[int, str] | None = None,
 ) -> None:
-    """Add one upload to the analytics; the caller owns the transaction.
+    """Add one project's uploads, in run order, to the analytics; the caller
+    owns the transaction and marks them analysed.
 
-    ``suite_durations`` maps suite name to (total ms, tests) for this upload
-    (default: computed from the tests' suites). Must run once per upload: the
-    caller's DONE mark guarantees it. ``replay`` (recompute) sees only the
-    uploads that ran before this one, as the incremental path saw them.
+    Each must be applied once: the caller's mark guarantees it. Per upload,
+    in order: failure evidence, totals, suite series. Per test, once for all
+    of them: counters, duration series and the verdict. That is what applying
+    them one at a time gives, because a test's verdict reads only its own
+    failure rows, which only uploads that ran it change; a backlog of uploads
+    of one test suite then costs one state update per test, not one per
+    upload. ``replay`` (recompute) lets each upload see only those that ran
+    before it, as the incremental path saw them. ``suites`` maps case id to
+    suite name (default: read per upload).
     """
-    _lock_project(upload.project_id)
-    runs = fold_runs(executions)
-    when = ran_at(upload)
-    visible = _visible_uploads(upload, when, replay)
-    incident_cases = _incident_cases(runs)
-    _add_daily_stats(runs, when)
-    _record_failures(upload, runs, incident_cases, when, visible)
-    _update_upload_totals(upload, runs)
+    if not uploads:
+        return
+    _lock_project(uploads[0].project_id)
+    appearances: dict[int, list[tuple[int, CaseRun, datetime]]] = defaultdict(list)
+    daily: dict[tuple[int, date], list] = {}
+    applied: list[int] = []
+    for upload in uploads:
+        executions = stored_executions(upload.pk)
+        runs = fold_runs(executions)
+        when = ran_at(upload)
+        applied.append(upload.pk)
+        visible = _visible_uploads(upload, when, replay, applied)
+        _count_daily_stats(daily, runs, when)
+        _record_failures(upload, runs, _incident_cases(runs), when, visible)
+        _update_upload_totals(upload, runs)
+        for case_id, run in runs.items():
+            appearances[case_id].append((upload.pk, run, when))
+        suite_of = suites.__getitem__ if suites else _suites_of(list(runs)).__getitem__
+        _update_suite_states(upload, suite_durations_of(executions, suite_of), when)
+    _save_daily_stats(daily)
+    last = uploads[-1]
+    visible = _visible_uploads(last, ran_at(last), replay, applied)
     # In slices, so a 100,000-test upload never holds every state at once.
-    case_ids = list(runs)
+    case_ids = list(appearances)
     for start in range(0, len(case_ids), STATE_BATCH):
         batch = {
-            case_id: runs[case_id] for case_id in case_ids[start : start + STATE_BATCH]
+            case_id: appearances[case_id]
+            for case_id in case_ids[start : start + STATE_BATCH]
         }
-        _update_case_states(upload, batch, when, visible)
-    if suite_durations is None:
-        suites = dict(
-            _select_by_ids(
-                "SELECT id, suite FROM flakewatch_case WHERE id {ids}", list(runs)
-            )
-        )
-        suite_durations = suite_durations_of(executions, suites.__getitem__)
-    _update_suite_states(upload, suite_durations, when)
+        _update_case_states(last, batch, visible)
 
 
-def _visible_uploads(upload: Upload, when: datetime, replay: bool) -> Q:
+def _suites_of(case_ids: list[int]) -> dict[int, str]:
+    return dict(
+        _select_by_ids("SELECT id, suite FROM flakewatch_case WHERE id {ids}", case_ids)
+    )
+
+
+def _visible_uploads(
+    upload: Upload, when: datetime, replay: bool, applied: list[int]
+) -> Q:
     """The uploads whose results this one may build on (annotate ``ran``):
-    those already in the analytics, as a replay in run order sees them."""
+    those already in the analytics (``applied``: this one and those before
+    it in its batch), as a replay in run order sees them."""
     if not replay:
-        return Q(analyzed_at__isnull=False) | Q(pk=upload.pk)
+        return Q(analyzed_at__isnull=False) | Q(pk__in=applied)
     return Q(status=Upload.Status.DONE) & (
         Q(ran__lt=when) | Q(ran=when, pk__lte=upload.pk)
     )
@@ -206,33 +234,75 @@ def _visible_uploads(upload: Upload, when: datetime, replay: bool) -> Q:
 def analyze_upload(upload_id: int) -> None:
     """Add a done upload to the analytics, once; safe to repeat.
 
-    Owns its transaction: the analytics rows and the upload's ``analyzed_at``
-    mark commit together, so a redelivered task finds the mark and stops.
+    Takes the project's other done uploads still waiting for analysis along,
+    up to MAX_BATCH_EXECUTIONS, oldest run first: under a backlog, the tasks
+    behind this one then find their upload analysed and return at once.
+    Each batch owns its transaction: the analytics rows and the uploads'
+    ``analyzed_at`` marks commit together, so a redelivered task finds the
+    mark and stops.
     """
-    project_id = (
-        Upload.objects.filter(pk=upload_id).values_list("project_id", flat=True).first()
+    waiting = Upload.objects.filter(
+        pk=upload_id, status=Upload.Status.DONE, analyzed_at__isnull=True
     )
+    # Checked before the lock too: a task whose upload an earlier batch took
+    # along returns at once rather than queue behind the batch running now.
+    project_id = waiting.values_list("project_id", flat=True).first()
     if project_id is None:
         return
-    with transaction.atomic():
-        # The project lock first, then the row: recompute takes them in this
-        # order too, so the two never deadlock.
-        _lock_project(project_id)
-        upload = (
-            # of=self: locking the joined project row too would stall every
-            # new upload of the project (its foreign key check) meanwhile.
-            Upload.objects.select_for_update(of=("self",))
-            .select_related("project")
-            .filter(pk=upload_id, status=Upload.Status.DONE, analyzed_at__isnull=True)
-            .first()
-        )
-        if upload is None:
+    while True:
+        with transaction.atomic():
+            # The project lock first, then the rows: recompute takes them in
+            # this order too, so the two never deadlock.
+            _lock_project(project_id)
+            if not waiting.exists():
+                return
+            batch = _waiting_batch(project_id)
+            apply_uploads(batch)
+            now = timezone.now()
+            for upload in batch:
+                upload.analyzed_at = now
+            Upload.objects.bulk_update(
+                batch, ["analyzed_at", "duration_total_ms", "reran_for_flakes"]
+            )
+        if any(upload.pk == upload_id for upload in batch):
             return
-        apply_upload(upload=upload, executions=stored_executions(upload.pk))
-        upload.analyzed_at = timezone.now()
-        upload.save(
-            update_fields=["analyzed_at", "duration_total_ms", "reran_for_flakes"]
+
+
+def _waiting_batch(project_id: int) -> list[Upload]:
+    """Lock and return the project's oldest done, unanalysed uploads."""
+    waiting = (
+        # of=self: locking the joined project row too would stall every new
+        # upload of the project (its foreign key check) meanwhile. Uses
+        # upload_unanalyzed_idx (partial: done and not analysed).
+        Upload.objects.select_for_update(of=("self",))
+        .select_related("project")
+        .filter(
+            project_id=project_id,
+            status=Upload.Status.DONE,
+            analyzed_at__isnull=True,
         )
+        .annotate(ran=Coalesce("started_at", "received_at"))
+        .order_by("ran", "pk")
+    )
+    return next(_batches(waiting[:MAX_BATCH_UPLOADS]), [])
+
+
+def _batches(uploads: Iterable[Upload]) -> Iterator[list[Upload]]:
+    """Cut uploads (in run order) into batches of at most MAX_BATCH_UPLOADS
+    uploads and MAX_BATCH_EXECUTIONS tests; an upload larger than that is a
+    batch of its own."""
+    batch, tests = [], 0
+    for upload in uploads:
+        if batch and (
+            len(batch) == MAX_BATCH_UPLOADS
+            or tests + upload.tests_count > MAX_BATCH_EXECUTIONS
+        ):
+            yield batch
+            batch, tests = [], 0
+        batch.append(upload)
+        tests += upload.tests_count
+    if batch:
+        yield batch
 
 
 def _incident_cases(runs: dict[int, CaseRun]) -> set[int]:
@@ -256,42 +326,46 @@ def _incident_cases(runs: dict[int, CaseRun]) -> set[int]:
     }
 
 
-def _add_daily_stats(runs: dict[int, CaseRun], when: datetime) -> None:
-    rows = [
-        (
-            case_id,
-            when.date(),
-            int(run.first_failed),
-            int(run.skipped_only),
-            run.duration_ms or 0.0,
-        )
-        for case_id, run in runs.items()
-    ]
+def _count_daily_stats(
+    daily: dict[tuple[int, date], list], runs: dict[int, CaseRun], when: datetime
+) -> None:
+    """Add an upload's runs to ``daily``: (case, day) -> [runs, failures,
+    skipped, duration_total_ms]."""
+    day = when.date()
+    for case_id, run in runs.items():
+        counts = daily.get((case_id, day))
+        if counts is None:
+            counts = daily[(case_id, day)] = [0, 0, 0, 0.0]
+        counts[0] += 1
+        counts[1] += run.first_failed
+        counts[2] += run.skipped_only
+        counts[3] += run.duration_ms or 0.0
+
+
+def _save_daily_stats(daily: dict[tuple[int, date], list]) -> None:
+    rows = [(case_id, day, *counts) for (case_id, day), counts in daily.items()]
     table = DailyCaseStat._meta.db_table
+    increment = (
+        f"runs = {table}.runs + excluded.runs,"
+        f" failures = {table}.failures + excluded.failures,"
+        f" skipped = {table}.skipped + excluded.skipped,"
+        f" duration_total_ms = {table}.duration_total_ms + excluded.duration_total_ms"
+    )
     if _is_postgres():
         _upsert_by_copy(
             table,
             ["case_id", "day", "runs", "failures", "skipped", "duration_total_ms"],
             "case_id, day",
-            [(r[0], r[1], 1, *r[2:]) for r in rows],
-            f"runs = {table}.runs + excluded.runs,"
-            f" failures = {table}.failures + excluded.failures,"
-            f" skipped = {table}.skipped + excluded.skipped,"
-            f" duration_total_ms = {table}.duration_total_ms"
-            " + excluded.duration_total_ms",
+            rows,
+            increment,
         )
         return
     with connection.cursor() as cursor:
         # Uses dailycasestat_uniq (case_id, day) as the conflict target.
         cursor.executemany(
             f"INSERT INTO {table} (case_id, day, runs, failures, skipped,"
-            " duration_total_ms) VALUES (%s, %s, 1, %s, %s, %s)"
-            " ON CONFLICT (case_id, day) DO UPDATE SET"
-            f" runs = {table}.runs + excluded.runs,"
-            f" failures = {table}.failures + excluded.failures,"
-            f" skipped = {table}.skipped + excluded.skipped,"
-            f" duration_total_ms = {table}.duration_total_ms"
-            " + excluded.duration_total_ms",
+            " duration_total_ms) VALUES (%s, %s, %s, %s, %s, %s)"
+            f" ON CONFLICT (case_id, day) DO UPDATE SET {increment}",
             rows,
         )
 
@@ -436,8 +510,8 @@ def _job_positions(
     return positions
 
 
-def _cells_by_case(upload: Upload, case_ids: list[int], since: datetime) -> tuple:
-    """Failure rows of these tests since ``since``, with evidence details."""
+def _cells_by_case(since: dict[int, datetime]) -> tuple:
+    """Failure rows of each test since its ``since``, with evidence details."""
     cells: dict[int, list[Cell]] = defaultdict(list)
     signatures: dict[int, Counter] = defaultdict(Counter)
     rows = _select_by_ids(
@@ -451,8 +525,8 @@ def _cells_by_case(upload: Upload, case_ids: list[int], since: datetime) -> tupl
         " LEFT JOIN flakewatch_failuremessage m ON m.id = f.message_id"
         " WHERE f.case_id {ids} AND f.ran_at >= %s"
         " ORDER BY f.ran_at, f.commit_sha, f.job",
-        case_ids,
-        [since],
+        list(since),
+        [min(since.values())],
     )
     if not _is_postgres():
         rows.sort(key=lambda row: (row[4], row[1], row[2]))
@@ -462,6 +536,8 @@ def _cells_by_case(upload: Upload, case_ids: list[int], since: datetime) -> tupl
     ) in rows:  # fmt: skip
         if isinstance(cell_ran_at, str):  # SQLite hands back text
             cell_ran_at = datetime.fromisoformat(cell_ran_at)
+        if cell_ran_at < since[case_id]:
+            continue
         details = {
             "upload_id": upload_id,
             "build": build,
@@ -516,33 +592,41 @@ STATE_FIELDS = [
 
 
 def _update_case_states(
-    upload: Upload, runs: dict[int, CaseRun], when: datetime, visible: Q
+    last: Upload,
+    appearances: dict[int, list[tuple[int, CaseRun, datetime]]],
+    visible: Q,
 ) -> None:
-    case_ids = list(runs)
-    states = _load_states(case_ids)
-    cells, signatures = _cells_by_case(upload, case_ids, when - WINDOW)
+    """Fold each test's runs (upload id, run, when; in run order) into its
+    state, then judge it once on its failure rows."""
+    states = _load_states(list(appearances))
+    cells, signatures = _cells_by_case(
+        {case_id: runs[-1][2] - WINDOW for case_id, runs in appearances.items()}
+    )
     jobs = _job_positions(
-        upload, {c.job for rows in cells.values() for c in rows}, visible
+        last, {c.job for rows in cells.values() for c in rows}, visible
     )
     timed = []
-    for case_id, run in runs.items():
+    for case_id, runs in appearances.items():
         state = states.get(case_id)
         if state is None:
-            state = states[case_id] = StateRow(case_id, upload.project_id)
-        state.runs += 1
-        state.failures += int(run.first_failed)
-        if state.last_run_at is None or when > state.last_run_at:
-            state.last_run_at = when
-        # Only passing runs: a failure's time (a timeout, a refused
-        # connection in 10 ms) says nothing about how long the test takes.
-        duration = run.duration_ms if run.passed and not run.failed else None
-        if run.duration_ms is not None and not run.skipped_only:
-            state.total_duration_ms += run.duration_ms  # CI time, failures too
-        timed.append((state, duration))
+            state = states[case_id] = StateRow(case_id, last.project_id)
+        points = []
+        for upload_id, run, when in runs:
+            state.runs += 1
+            state.failures += int(run.first_failed)
+            if state.last_run_at is None or when > state.last_run_at:
+                state.last_run_at = when
+            # Only passing runs: a failure's time (a timeout, a refused
+            # connection in 10 ms) says nothing about how long the test takes.
+            if run.passed and not run.failed and run.duration_ms is not None:
+                points.append((upload_id, run.duration_ms))
+            if run.duration_ms is not None and not run.skipped_only:
+                state.total_duration_ms += run.duration_ms  # CI time, failures too
+        timed.append((state, points))
 
-        last = state.last_run_at
+        latest = state.last_run_at
         test_jobs = {
-            job: [p for p in jobs.get(job, []) if p.ran_at <= last]
+            job: [p for p in jobs.get(job, []) if p.ran_at <= latest]
             for job in {c.job for c in cells.get(case_id, [])}
         }
         verdict = judge(
@@ -565,7 +649,7 @@ def _update_case_states(
             if counted
             else []
         )
-    _fold_durations(upload, timed)
+    _fold_durations(timed)
     _save_states(list(states.values()))
 
 
@@ -626,18 +710,18 @@ def _save_states(states: list[StateRow]) -> None:
     )
 
 
-def _fold_durations(upload: Upload, timed: list[tuple[object, float | None]]) -> None:
-    """Fold this upload's duration into each test's or suite's series.
+def _fold_durations(timed: list[tuple[object, list[tuple[int, float]]]]) -> None:
+    """Fold new (upload id, duration) points into each test's or suite's series.
 
     Each row (StateRow or SuiteState) gets its series, p50/p95 and regression
-    fields updated; a run without a usable time leaves the series as it was.
+    fields updated; no points leave the series as it was.
     """
-    for row, duration_ms in timed:
+    for row, points in timed:
         series = row.recent_durations
         if not isinstance(series, list) or len(series) < durations.HEADER:
             series = row.recent_durations = durations.new_series()
-        if duration_ms is not None:
-            durations.add_point(series, upload.pk, duration_ms)
+        for upload_id, duration_ms in points:
+            durations.add_point(series, upload_id, duration_ms)
         row.duration_p50_ms, row.duration_p95_ms = durations.percentiles(series)
     since_uploads = {
         durations.regressed_since(row.recent_durations) for row, _ in timed
@@ -673,8 +757,8 @@ def _update_suite_states(
         state.total_duration_ms += total_ms
         if state.last_run_at is None or when > state.last_run_at:
             state.last_run_at = when
-        timed.append((state, total_ms))
-    _fold_durations(upload, timed)
+        timed.append((state, [(upload.pk, total_ms)]))
+    _fold_durations(timed)
     SuiteState.objects.bulk_create(
         states.values(),
         update_conflicts=True,
@@ -704,7 +788,7 @@ def suite_durations_of(
 def recompute_project(project: Project, *, progress: Callable | None = None) -> int:
     """Rebuild every analytics table of ``project`` from raw results.
 
-    Replays the done uploads in run order through ``apply_upload``; keeps
+    Replays the done uploads in run order through ``apply_uploads``; keeps
     accepted quarantines. Owns its transaction; returns uploads replayed.
     """
     with transaction.atomic():
@@ -732,18 +816,13 @@ def recompute_project(project: Project, *, progress: Callable | None = None) -> 
         )
         suites = dict(project.cases.values_list("pk", "suite"))
         now = timezone.now()
-        for upload in uploads:
-            executions = stored_executions(upload.pk)
-            apply_upload(
-                upload=upload,
-                executions=executions,
-                suite_durations=suite_durations_of(executions, suites.__getitem__),
-                replay=True,
-            )
-            upload.analyzed_at = now
-            upload.save(
-                update_fields=["analyzed_at", "duration_total_ms", "reran_for_flakes"]
+        for batch in _batches(uploads):
+            apply_uploads(batch, replay=True, suites=suites)
+            for upload in batch:
+                upload.analyzed_at = now
+            Upload.objects.bulk_update(
+                batch, ["analyzed_at", "duration_total_ms", "reran_for_flakes"]
             )
             if progress:
-                progress()
+                progress(len(batch))
     return len(uploads)

@@ -32,7 +32,7 @@ def report(results: dict[str, str], *, times: dict[str, float] | None = None) ->
 
 
 def ingest(project, commit: int, results: dict, *, job="unit", branch="main",
-           attempt=1, build=None, times=None) -> Upload:  # fmt: skip
+           attempt=1, build=None, times=None, analyze=True) -> Upload:  # fmt: skip
     meta = services.UploadMetadata(
         commit_sha=f"c{commit:04d}",
         branch=branch,
@@ -45,10 +45,11 @@ def ingest(project, commit: int, results: dict, *, job="unit", branch="main",
     received = services.receive_file("junit.xml", [data], budget=10**8)
     upload, _ = services.accept_upload(project=project, meta=meta, files=[received])
     services.process_upload(upload.pk)
-    update.analyze_upload(upload.pk)
+    if analyze:
+        update.analyze_upload(upload.pk)
     upload.refresh_from_db()
     assert upload.status == "done", upload.errors
-    assert upload.analyzed_at is not None
+    assert (upload.analyzed_at is not None) == analyze
     return upload
 
 
@@ -191,6 +192,104 @@ def test_recompute_gives_the_incremental_answers(project):
         "test_broken": "broken",
         "test_ok": "healthy",
     }
+
+
+def mixed_history(project, *, analyze: bool) -> list[Upload]:
+    uploads = []
+    for commit in range(45):
+        results = {
+            "test_flaky": "fail" if commit % 7 == 3 else "pass",
+            "test_rerun": "flaky" if commit % 9 == 4 else "pass",
+            "test_broken": "fail" if commit > 38 else "pass",
+            "test_slow": "pass",
+        }
+        times = {"test_slow": 0.4 if commit >= 30 else 0.1}
+        uploads.append(ingest(project, commit, results, times=times, analyze=analyze))
+        if commit % 7 == 3:
+            retry = {**results, "test_flaky": "pass"}
+            uploads.append(ingest(project, commit, retry, attempt=2, analyze=analyze))
+    return uploads
+
+
+def analytics_by_name(project) -> dict:
+    """The project's analytics keyed by test name, upload ids left out (they
+    differ between projects)."""
+    names = [
+        f.name for f in CaseState._meta.fields if f.name not in ("case", "project")
+    ]
+    states = {}
+    for s in CaseState.objects.filter(project=project).select_related("case"):
+        values = {name: getattr(s, name) for name in names}
+        values["evidence"] = without_upload_ids(values["evidence"])
+        values["recent_durations"] = durations_only(values["recent_durations"])
+        states[s.case.name] = values
+    return {
+        "states": states,
+        "daily": sorted(
+            DailyCaseStat.objects.filter(case__project=project).values_list(
+                "case__name", "day", "runs", "failures", "skipped", "duration_total_ms"
+            )
+        ),
+        "suites": list(
+            SuiteState.objects.filter(project=project).values_list(
+                "name", "runs", "duration_p50_ms", "duration_regressed"
+            )
+        ),
+    }
+
+
+def without_upload_ids(value):
+    if isinstance(value, dict):
+        return {k: without_upload_ids(v) for k, v in value.items() if k != "upload_id"}
+    if isinstance(value, list):
+        return [without_upload_ids(v) for v in value]
+    return value
+
+
+def durations_only(series: list) -> list:
+    """A duration series without its upload ids: baseline, whether regressed
+    and for how many runs, and the recent times."""
+    return [series[0], series[1], series[2] is None, series[3], *series[5::2]]
+
+
+def refreshed(uploads: list[Upload]) -> list[Upload]:
+    return list(Upload.objects.filter(pk__in=[u.pk for u in uploads]).order_by("pk"))
+
+
+def test_a_backlog_analysed_in_one_batch_gives_the_one_by_one_answers(project):
+    from flakewatch.models import Project
+
+    one_by_one = mixed_history(project, analyze=True)
+    backlog_project = Project.objects.create(slug="backlog", name="Backlog")
+    backlog = mixed_history(backlog_project, analyze=False)
+
+    update.analyze_upload(backlog[-1].pk)  # takes every waiting upload along
+    assert not Upload.objects.filter(
+        project=backlog_project, analyzed_at__isnull=True
+    ).exists()
+    for upload in backlog:  # the tasks queued behind it: nothing left to do
+        update.analyze_upload(upload.pk)
+
+    expected, got = analytics_by_name(project), analytics_by_name(backlog_project)
+    assert got == expected
+    states = expected["states"]
+    assert states["test_flaky"]["status"] == "flaky"
+    assert states["test_broken"]["status"] == "broken"
+    assert states["test_slow"]["duration_regressed"] is True
+    assert [u.reran_for_flakes for u in refreshed(backlog)] == [
+        u.reran_for_flakes for u in refreshed(one_by_one)
+    ]
+    assert any(u.reran_for_flakes for u in refreshed(backlog))
+
+
+def test_a_backlog_is_cut_into_bounded_batches(project, monkeypatch):
+    monkeypatch.setattr(update, "MAX_BATCH_UPLOADS", 4)
+    uploads = mixed_history(project, analyze=False)
+    update.analyze_upload(uploads[0].pk)  # the oldest: in the first batch
+    assert Upload.objects.filter(analyzed_at__isnull=False).count() == 4
+    update.analyze_upload(uploads[-1].pk)  # the newest: batch after batch
+    assert not Upload.objects.filter(analyzed_at__isnull=True).exists()
+    assert state("test_slow").runs == len(uploads)
 
 
 def test_analysing_an_upload_twice_counts_it_once(project):
