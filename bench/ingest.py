@@ -436,11 +436,15 @@ def measure_floor(data: bytes, db, runs: int) -> dict:
 
 
 def upload_status_counts(db, project_slug: str) -> dict[str, int]:
+    """Uploads by status; done but not yet in the analytics count as
+    'analysing', so 'done' means fully processed."""
     counts = dict(
         db.execute(
-            "SELECT u.status, count(*) FROM flakewatch_upload u"
+            "SELECT CASE WHEN u.status = 'done' AND u.analyzed_at IS NULL"
+            " THEN 'analysing' ELSE u.status END AS stage, count(*)"
+            " FROM flakewatch_upload u"
             " JOIN flakewatch_project p ON p.id = u.project_id"
-            " WHERE p.slug = %s GROUP BY u.status",
+            " WHERE p.slug = %s GROUP BY stage",
             [project_slug],
         ).fetchall()
     )
@@ -564,7 +568,7 @@ def run_load(args, procs: Processes, port: int, db) -> dict:
 
 
 def _pending(counts: dict[str, int]) -> int:
-    return counts.get("queued", 0) + counts.get("processing", 0)
+    return sum(counts.get(stage, 0) for stage in ("queued", "processing", "analysing"))
 
 
 def _percentile(ordered: list[float], pct: float) -> float | None:
@@ -716,7 +720,8 @@ def print_report(result: dict) -> None:
         for sample in load["error_samples"]:
             print(f"    error: {sample}")
         print(
-            f"  processed: {load['uploads_done']:,} done of {load['uploads_total']:,}"
+            f"  processed: {load['uploads_done']:,} done (ingested and analysed) of "
+            f"{load['uploads_total']:,}"
             f" accepted {load['uploads_by_status']}; "
             f"{load['uploads_done_at_load_end']:,} were done when the load ended"
         )

@@ -9,7 +9,6 @@ do the same job.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
 
@@ -38,15 +37,9 @@ def message_digest(kind: str, message: str, detail: str) -> bytes:
     return hashlib.blake2b(key, digest_size=16).digest()
 
 
-@dataclass(frozen=True, slots=True)
-class StoredExecution:
-    """An execution as stored: what the analytics update reads."""
-
-    case_id: int
-    retry_index: int
-    outcome: int
-    duration_ms: float | None
-    message_id: int | None
+# An execution as stored, what the analytics read:
+# (case_id, retry_index, outcome, duration_ms, message_id or None).
+StoredExecution = tuple[int, int, int, "float | None", "int | None"]
 
 
 RESULT_COLUMNS = "case_id, upload_id, retry_index, outcome, duration_ms, message_id"
@@ -254,10 +247,15 @@ def _store_by_orm(upload, cases, messages, executions, now) -> None:
 
 
 def stored_executions(upload_id: int) -> list[StoredExecution]:
-    """Read an upload's executions back (the BRIN index on upload_id)."""
-    return [
-        StoredExecution(*row)
-        for row in CaseResult.objects.filter(upload_id=upload_id).values_list(
-            "case_id", "retry_index", "outcome", "duration_ms", "message_id"
+    """Read an upload's executions back, in (case_id, retry_index) order.
+
+    Uses caseresult_upload_idx.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT case_id, retry_index, outcome, duration_ms, message_id"
+            " FROM flakewatch_caseresult WHERE upload_id = %s"
+            " ORDER BY case_id, retry_index",
+            [upload_id],
         )
-    ]
+        return cursor.fetchall()

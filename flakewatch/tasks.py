@@ -9,9 +9,11 @@ from django.db import OperationalError
 from flakewatch.analytics import update
 
 
-# Only transient database errors retry; the function is idempotent.
+# Only transient database errors retry; the function is idempotent. Lowest
+# priority (settings: priority_steps): ingesting comes first.
 @shared_task(
     name="flakewatch.analyze_upload",
+    priority=9,
     autoretry_for=(OperationalError,),
     retry_backoff=True,
     retry_jitter=True,

@@ -89,19 +89,20 @@ def fold_runs(executions: Iterable[StoredExecution]) -> dict[int, CaseRun]:
     result, which reads as a pass).
     """
     runs: dict[int, CaseRun] = {}
-    for e in sorted(executions, key=lambda e: (e.case_id, e.retry_index)):
-        run = runs.get(e.case_id)
+    # Tuples sort by case, then retry index (unique together).
+    for case_id, _, outcome, duration_ms, message_id in sorted(executions):
+        run = runs.get(case_id)
         if run is None:
-            run = runs[e.case_id] = CaseRun(first_failed=e.outcome in FAILED)
-        run.passed = e.outcome == Outcome.PASSED  # the last attempt decides
-        if e.outcome in FAILED:
+            run = runs[case_id] = CaseRun(first_failed=outcome in FAILED)
+        run.passed = outcome == Outcome.PASSED  # the last attempt decides
+        if outcome in FAILED:
             run.failed = True
             if run.message_id is None:
-                run.message_id = e.message_id
-        if e.outcome != Outcome.SKIPPED:
+                run.message_id = message_id
+        if outcome != Outcome.SKIPPED:
             run.skipped_only = False
-        if e.duration_ms is not None:
-            run.duration_ms = e.duration_ms  # the last attempt's time
+        if duration_ms is not None:
+            run.duration_ms = duration_ms  # the last attempt's time
     return runs
 
 
@@ -183,6 +184,7 @@ def apply_uploads(
     if not uploads:
         return
     _lock_project(uploads[0].project_id)
+    suites = {} if suites is None else suites
     appearances: dict[int, list[tuple[int, CaseRun, datetime]]] = defaultdict(list)
     daily: dict[tuple[int, date], list] = {}
     applied: list[int] = []
@@ -197,8 +199,11 @@ def apply_uploads(
         _update_upload_totals(upload, runs)
         for case_id, run in runs.items():
             appearances[case_id].append((upload.pk, run, when))
-        suite_of = suites.__getitem__ if suites else _suites_of(list(runs)).__getitem__
-        _update_suite_states(upload, suite_durations_of(executions, suite_of), when)
+        unknown = [case_id for case_id in runs if case_id not in suites]
+        if unknown:  # a backlog of one suite's uploads reads its names once
+            suites.update(_suites_of(unknown))
+        suite_totals = suite_durations_of(executions, suites.__getitem__)
+        _update_suite_states(upload, suite_totals, when)
     _save_daily_stats(daily)
     last = uploads[-1]
     visible = _visible_uploads(last, ran_at(last), replay, applied)
@@ -777,11 +782,11 @@ def suite_durations_of(
     """Sum the upload's test time per suite (exactly: math.fsum, any order)."""
     times: dict[str, list[float]] = defaultdict(list)
     tests: dict[str, set[int]] = defaultdict(set)
-    for e in executions:
-        suite = suite_of(e.case_id)
-        tests[suite].add(e.case_id)
-        if e.duration_ms is not None:
-            times[suite].append(e.duration_ms)
+    for case_id, _, _, duration_ms, _ in executions:
+        suite = suite_of(case_id)
+        tests[suite].add(case_id)
+        if duration_ms is not None:
+            times[suite].append(duration_ms)
     return {name: (math.fsum(times[name]), len(ids)) for name, ids in tests.items()}
 
 
