@@ -86,7 +86,7 @@ TASK_FAILED = re.compile(
 )
 MB = 1024 * 1024
 
-DRAIN_JUDGE_SECONDS = 30.0
+DRAIN_STALL_SECONDS = 60.0
 TARGET_FLOOR_RATIO = 3.0
 TARGET_PEAK_RSS_MB = 250.0
 TARGET_BYTES_PER_ROW = 80.0
@@ -507,21 +507,25 @@ def run_load(args, procs: Processes, port: int, db) -> dict:
     latencies = stats["latencies_ms"]
     span = stats["last_end"] - stats["first_start"] if stats["requests"] else None
 
-    # Drain: wait, bounded, until every accepted upload is processed. After
-    # DRAIN_JUDGE_SECONDS, stop early if the drain rate so far could not finish
-    # even twice over within the timeout: waiting longer would tell nothing new.
+    # Drain: wait, bounded, until every accepted upload is ingested and
+    # analysed. Ingests go first (analyses queue at a lower priority), so the
+    # analysed count may not move for minutes while the queued one falls:
+    # stop early only if neither moves for DRAIN_STALL_SECONDS.
     counts = upload_status_counts(db, "bench-load")
     done_at_load_end = counts.get("done", 0)
     deadline = load_end + args.drain_timeout
     gave_up_early = False
+    ingested_at = None  # when the last upload left the ingest queue
+    last_change = time.monotonic()
     while _pending(counts) and time.monotonic() < deadline:
         time.sleep(1)
-        counts = upload_status_counts(db, "bench-load")
-        waited = time.monotonic() - load_end
-        rate_so_far = (counts.get("done", 0) - done_at_load_end) / waited
-        if waited >= DRAIN_JUDGE_SECONDS and (
-            _pending(counts) > 2 * rate_so_far * (deadline - time.monotonic())
-        ):
+        previous, counts = counts, upload_status_counts(db, "bench-load")
+        now = time.monotonic()
+        if counts != previous:
+            last_change = now
+        if ingested_at is None and not _waiting_for_ingest(counts):
+            ingested_at = now
+        if now - last_change > DRAIN_STALL_SECONDS:
             gave_up_early = True
             break
     drain_seconds = time.monotonic() - load_end
@@ -556,6 +560,9 @@ def run_load(args, procs: Processes, port: int, db) -> dict:
         "drain_seconds_after_load": drain_seconds,
         "drain_timed_out": bool(pending),
         "drain_gave_up_early": gave_up_early,
+        "ingested_seconds_after_load": (
+            ingested_at - load_end if ingested_at is not None else None
+        ),
         "drain_uploads_per_second": drain_rate,
         "projected_seconds_to_drain": (
             pending / drain_rate if pending and drain_rate else 0.0
@@ -565,6 +572,10 @@ def run_load(args, procs: Processes, port: int, db) -> dict:
             float(rate[0]) / float(rate[2]) if rate[0] and rate[2] else None
         ),
     }
+
+
+def _waiting_for_ingest(counts: dict[str, int]) -> int:
+    return counts.get("queued", 0) + counts.get("processing", 0)
 
 
 def _pending(counts: dict[str, int]) -> int:
@@ -732,8 +743,8 @@ def print_report(result: dict) -> None:
                 f"at {load['drain_uploads_per_second']:.1f} uploads/s, about "
                 f"{load['projected_seconds_to_drain']:.0f}s more needed"
                 + (
-                    " (stopped waiting early: could not finish within "
-                    f"--drain-timeout={load['drain_timeout']:g}s)"
+                    " (stopped waiting early: nothing moved for "
+                    f"{DRAIN_STALL_SECONDS:g}s)"
                     if load["drain_gave_up_early"]
                     else ""
                 )
@@ -741,7 +752,9 @@ def print_report(result: dict) -> None:
         else:
             print(
                 f"  backlog drained {load['drain_seconds_after_load']:.1f}s after "
-                "the load ended"
+                "the load ended (every upload ingested after "
+                f"{_fmt(load['ingested_seconds_after_load'], '.1f', 's')}, then "
+                "analysed)"
             )
         print(
             f"  worker: {_fmt(load['ingest_executions_per_second'], ',.0f')} exec/s "
@@ -821,7 +834,8 @@ def evaluate_targets(result: dict) -> list[dict]:
                 "skipped"
                 if not load
                 else f"{load['errors']} errors in {load['requests']:,} requests; "
-                f"{load['uploads_done']:,}/{load['uploads_total']:,} done"
+                f"{load['uploads_done']:,}/{load['uploads_total']:,} ingested and "
+                f"analysed, {load['drain_seconds_after_load']:.0f}s after the load"
             ),
         }
     )

@@ -516,39 +516,56 @@ def _job_positions(
 
 
 def _cells_by_case(since: dict[int, datetime]) -> tuple:
-    """Failure rows of each test since its ``since``, with evidence details."""
+    """Failure rows of each test since its ``since``, with evidence details.
+
+    A long-broken test has a row per commit and job in the window, each
+    naming its upload and message: those are read once each, not once a row.
+    """
     cells: dict[int, list[Cell]] = defaultdict(list)
     signatures: dict[int, Counter] = defaultdict(Counter)
     rows = _select_by_ids(
         # Uses commitfailure_uniq, whose leading column is case_id.
-        "SELECT f.case_id, f.commit_sha, f.job, f.on_default_branch, f.ran_at,"
-        " f.failed_runs, f.passed_runs, f.incident_failures, f.in_run_flake,"
-        " f.first_failed_upload_id, u.build, u.attempt, u.branch, m.message,"
-        " m.signature"
-        " FROM flakewatch_commitfailure f"
-        " JOIN flakewatch_upload u ON u.id = f.first_failed_upload_id"
-        " LEFT JOIN flakewatch_failuremessage m ON m.id = f.message_id"
-        " WHERE f.case_id {ids} AND f.ran_at >= %s"
-        " ORDER BY f.ran_at, f.commit_sha, f.job",
+        "SELECT case_id, commit_sha, job, on_default_branch, ran_at, failed_runs,"
+        " passed_runs, incident_failures, in_run_flake, first_failed_upload_id,"
+        " message_id FROM flakewatch_commitfailure"
+        " WHERE case_id {ids} AND ran_at >= %s"
+        " ORDER BY ran_at, commit_sha, job",
         list(since),
         [min(since.values())],
     )
     if not _is_postgres():
         rows.sort(key=lambda row: (row[4], row[1], row[2]))
+    uploads = {
+        pk: (build, attempt, branch)
+        for pk, build, attempt, branch in _select_by_ids(
+            "SELECT id, build, attempt, branch FROM flakewatch_upload WHERE id {ids}",
+            list({row[9] for row in rows}),
+        )
+    }
+    messages = {
+        pk: (message, signature)
+        for pk, message, signature in _select_by_ids(
+            "SELECT id, message, signature FROM flakewatch_failuremessage"
+            " WHERE id {ids}",
+            list({row[10] for row in rows} - {None}),
+        )
+    }
     for (
         case_id, commit, job, on_default, cell_ran_at, failed, passed, incidents,
-        in_run, upload_id, build, attempt, branch, message, signature,
+        in_run, upload_id, message_id,
     ) in rows:  # fmt: skip
         if isinstance(cell_ran_at, str):  # SQLite hands back text
             cell_ran_at = datetime.fromisoformat(cell_ran_at)
         if cell_ran_at < since[case_id]:
             continue
+        build, attempt, branch = uploads[upload_id]
+        message, signature = messages.get(message_id, ("", ""))
         details = {
             "upload_id": upload_id,
             "build": build,
             "attempt": attempt,
             "branch": branch,
-            "message": message or "",
+            "message": message,
         }
         cells[case_id].append(
             Cell(
