@@ -490,12 +490,14 @@ def _update_upload_totals(upload: Upload, runs: dict[int, CaseRun]) -> None:
 
 
 def _job_positions(
-    upload: Upload, jobs: set[str], visible: Q
+    upload: Upload, jobs: set[str], visible: Q, since: datetime
 ) -> dict[str, list[Position]]:
-    """Each job's default-branch commits in run order, oldest first."""
+    """Each job's default-branch commits in run order, oldest first, from
+    ``since`` (the start of the window) on, and the last one before it: the
+    neighbour that can make a failure at the window's start isolated."""
     if not jobs:
         return {}
-    rows = (
+    runs = (
         Upload.objects.annotate(ran=Coalesce("started_at", "received_at"))
         .filter(
             visible,
@@ -504,8 +506,13 @@ def _job_positions(
             job__in=jobs,
         )
         .values_list("job", "commit_sha", "ran", "pk")
-        .order_by("ran", "pk")
     )
+    rows = []
+    for job in sorted(jobs):
+        before = runs.filter(job=job, ran__lt=since).order_by("-ran", "-pk").first()
+        if before is not None:
+            rows.append(before)
+    rows += runs.filter(ran__gte=since).order_by("ran", "pk")
     positions: dict[str, list[Position]] = defaultdict(list)
     seen: set[tuple[str, str]] = set()
     for job, commit, ran, _ in rows:
@@ -621,12 +628,12 @@ def _update_case_states(
     """Fold each test's runs (upload id, run, when; in run order) into its
     state, then judge it once on its failure rows."""
     states = _load_states(list(appearances))
-    cells, signatures = _cells_by_case(
-        {case_id: runs[-1][2] - WINDOW for case_id, runs in appearances.items()}
-    )
+    since = {case_id: runs[-1][2] - WINDOW for case_id, runs in appearances.items()}
+    cells, signatures = _cells_by_case(since)
     jobs = _job_positions(
-        last, {c.job for rows in cells.values() for c in rows}, visible
-    )
+        last, {c.job for rows in cells.values() for c in rows}, visible,
+        min(since.values()),
+    )  # fmt: skip
     timed = []
     for case_id, runs in appearances.items():
         state = states.get(case_id)

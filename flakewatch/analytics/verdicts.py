@@ -26,6 +26,7 @@ computed.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -42,7 +43,9 @@ EVIDENCE_KINDS = (IN_RUN, SAME_COMMIT, ISOLATED)
 HARD, PENDING, INCIDENT, BRANCH = "hard", "pending", "incident", "branch only"
 
 
-@dataclass(frozen=True)
+# eq=False: cells are keyed by identity (one per commit and job, as in their
+# table), which hashes in a fraction of the time of eight fields.
+@dataclass(frozen=True, eq=False)
 class Cell:
     """A test's runs on one commit in one job where it failed at least once."""
 
@@ -54,7 +57,7 @@ class Cell:
     passed_runs: int
     incident_failures: int
     in_run_flake: bool
-    details: dict = field(default_factory=dict, compare=False)
+    details: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,47 @@ class Verdict:
     evidence: list = field(default_factory=list)
 
 
-def classify(cells: list[Cell], jobs: dict[str, list[Position]]) -> dict[Cell, str]:
+class Timeline:
+    """One job's default-branch commits in run order, indexed for the walk.
+
+    A verdict asks, for each of its failures, where that commit stands and
+    how many runs passed in between: with a long history (a test broken for
+    thousands of commits) scanning the list each time made judging one test
+    quadratic. Positions are sorted by time, so counts between two times are
+    two bisections over prefix sums.
+    """
+
+    __slots__ = ("_passed_before", "commits", "index_of", "times")
+
+    def __init__(self, positions: list[Position]) -> None:
+        self.commits = [p.commit for p in positions]
+        self.times = [p.ran_at for p in positions]
+        self.index_of: dict[str, int] = {}
+        for index, commit in enumerate(self.commits):
+            self.index_of.setdefault(commit, index)  # a commit's first run
+        self._passed_before: list[int] = []
+
+    def count_failed(self, failed_commits: set[str]) -> None:
+        """Index the runs that did not fail, for ``passes_between``."""
+        prefix = [0] * (len(self.commits) + 1)
+        for index, commit in enumerate(self.commits):
+            prefix[index + 1] = prefix[index] + (commit not in failed_commits)
+        self._passed_before = prefix
+
+    def passes_between(self, start: datetime | None, end: datetime | None) -> int:
+        """Runs strictly between two times that did not fail."""
+        low = 0 if start is None else bisect_right(self.times, start)
+        high = len(self.times) if end is None else bisect_left(self.times, end)
+        return max(self._passed_before[high] - self._passed_before[low], 0)
+
+    def runs_between(self, start: datetime, end: datetime | None) -> int:
+        """Runs from ``start`` to ``end``, both included."""
+        low = bisect_left(self.times, start)
+        high = len(self.times) if end is None else bisect_right(self.times, end)
+        return max(high - low, 0)
+
+
+def classify(cells: list[Cell], jobs: dict[str, Timeline]) -> dict[Cell, str]:
     """Return the kind of each cell: an evidence kind, hard, pending, ..."""
     by_key = {(c.job, c.commit): c for c in cells}
     kinds: dict[Cell, str] = {}
@@ -90,17 +133,16 @@ def classify(cells: list[Cell], jobs: dict[str, list[Position]]) -> dict[Cell, s
         elif not cell.on_default_branch:
             kinds[cell] = BRANCH
         else:
-            kinds[cell] = _isolation(cell, jobs.get(cell.job, []), by_key)
+            kinds[cell] = _isolation(cell, jobs.get(cell.job), by_key)
     return kinds
 
 
-def _isolation(cell: Cell, positions: list[Position], by_key: dict) -> str:
-    commits = [p.commit for p in positions]
-    if cell.commit not in commits:
+def _isolation(cell: Cell, timeline: Timeline | None, by_key: dict) -> str:
+    index = timeline.index_of.get(cell.commit) if timeline else None
+    if index is None:
         return HARD
-    index = commits.index(cell.commit)
-    before = _neighbour(cell.job, commits, index, -1, by_key)
-    after = _neighbour(cell.job, commits, index, +1, by_key)
+    before = _neighbour(cell.job, timeline.commits, index, -1, by_key)
+    after = _neighbour(cell.job, timeline.commits, index, +1, by_key)
     if after is None:
         return PENDING  # the next run decides
     return ISOLATED if before == "pass" and after == "pass" else HARD
@@ -120,46 +162,29 @@ def _neighbour(job: str, commits: list[str], index: int, step: int, by_key: dict
 
 
 def _passes_between(
-    jobs: dict[str, list[Position]],
-    failed: set,
-    start: datetime | None,
-    end: datetime | None,
+    jobs: dict[str, Timeline], start: datetime | None, end: datetime | None
 ) -> int:
     """Count default-branch runs strictly between two times that did not fail."""
-    count = 0
-    for job, positions in jobs.items():
-        for position in positions:
-            if start is not None and position.ran_at <= start:
-                continue
-            if end is not None and position.ran_at >= end:
-                continue
-            if (job, position.commit) not in failed:
-                count += 1
-    return count
+    return sum(timeline.passes_between(start, end) for timeline in jobs.values())
 
 
 def _runs_between(
-    jobs: dict[str, list[Position]], start: datetime, end: datetime | None
+    jobs: dict[str, Timeline], start: datetime, end: datetime | None
 ) -> int:
-    return sum(
-        1
-        for positions in jobs.values()
-        for p in positions
-        if p.ran_at >= start and (end is None or p.ran_at <= end)
-    )
+    return sum(timeline.runs_between(start, end) for timeline in jobs.values())
 
 
 def _broken_streaks(
-    cells: list[Cell], kinds: dict[Cell, str], jobs: dict[str, list[Position]]
+    cells: list[Cell], kinds: dict[Cell, str], jobs: dict[str, Timeline]
 ) -> tuple[str, bool]:
     """Return (broken_since_commit or '', whether a broken streak has ended)."""
     by_key = {(c.job, c.commit): c for c in cells}
     broken_since, ended = "", False
-    for job, positions in jobs.items():
+    for job, timeline in jobs.items():
         streak: list[str] = []
         passes_after = 0
-        for position in positions:
-            cell = by_key.get((job, position.commit))
+        for commit in timeline.commits:
+            cell = by_key.get((job, commit))
             kind = kinds.get(cell) if cell else None
             if kind == INCIDENT:
                 continue
@@ -168,7 +193,7 @@ def _broken_streaks(
                     ended = ended or passes_after >= PASSES_AFTER_BROKEN
                 if passes_after:
                     streak, passes_after = [], 0
-                streak.append(position.commit)
+                streak.append(commit)
             else:
                 passes_after += 1
         if len(streak) >= BROKEN_MIN_RUNS and not passes_after:
@@ -208,39 +233,47 @@ def judge(
         status = "new" if runs < MIN_RUNS_TO_JUDGE else "healthy"
         return Verdict(status="quarantined" if quarantined else status)
 
-    kinds = classify(cells, jobs)
-    failed = {(c.job, c.commit) for c in cells if kinds[c] != INCIDENT}
+    timelines = {job: Timeline(positions) for job, positions in jobs.items()}
+    kinds = classify(cells, timelines)
+    failed: dict[str, set[str]] = {job: set() for job in timelines}
+    for cell in cells:
+        if kinds[cell] != INCIDENT and cell.job in failed:
+            failed[cell.job].add(cell.commit)
+    for job, timeline in timelines.items():
+        timeline.count_failed(failed[job])
     events = sorted(
         (c for c in cells if kinds[c] in EVIDENCE_KINDS),
         key=lambda c: (c.ran_at, c.commit),
     )
-    broken_since, broken_ended = _broken_streaks(cells, kinds, jobs)
+    broken_since, broken_ended = _broken_streaks(cells, kinds, timelines)
 
     # Walk the evidence in time order; a lone failure followed by a long run
     # of passes is dropped, anything more forms the episode.
     episode: list[Cell] = []
     for event in events:
         if episode:
-            passes = _passes_between(jobs, failed, episode[-1].ran_at, event.ran_at)
+            passes = _passes_between(timelines, episode[-1].ran_at, event.ran_at)
             # A gap ends an episode only before it became flaky: once flaky, a
             # new failure after a long gap is the same flakiness recurring,
             # and only the trailing run of passes can call it fixed.
-            if len(episode) < ENTER_EVENTS and passes >= _needed(jobs, episode):
+            if len(episode) < ENTER_EVENTS and passes >= _needed(timelines, episode):
                 episode = []
         episode.append(event)
     open_episode = bool(episode)
     fixed = False
     if episode:
-        trailing = _passes_between(jobs, failed, episode[-1].ran_at, None)
-        if trailing >= _needed(jobs, episode):
+        trailing = _passes_between(timelines, episode[-1].ran_at, None)
+        if trailing >= _needed(timelines, episode):
             fixed = len(episode) >= ENTER_EVENTS
             open_episode = False
 
-    window_runs = max(runs, _runs_between(jobs, min(c.ran_at for c in cells), None), 1)
+    window_runs = max(
+        runs, _runs_between(timelines, min(c.ran_at for c in cells), None), 1
+    )
     if open_episode and len(episode) >= ENTER_EVENTS:
         status = "flaky"
         start = episode[0].ran_at
-        episode_runs = max(_runs_between(jobs, start, None), len(episode))
+        episode_runs = max(_runs_between(timelines, start, None), len(episode))
         k, n = len(episode), episode_runs
         default_events = [c for c in episode if c.on_default_branch]
         first_flaky_commit = (default_events or episode)[0].commit
@@ -276,7 +309,7 @@ def judge(
     )
 
 
-def _needed(jobs: dict[str, list[Position]], episode: list[Cell]) -> int:
+def _needed(jobs: dict[str, Timeline], episode: list[Cell]) -> int:
     """Passes that end an episode, at the episode's own failure rate.
 
     The rate is the posterior mean under the score's prior, so one lone

@@ -70,6 +70,20 @@ def test_isolated_default_branch_failures_make_a_test_flaky(project):
     assert (ok.status, ok.flake_score) == ("healthy", 0)
 
 
+def test_a_failure_at_the_window_start_is_judged_with_the_run_before_it(project):
+    # The window is the last 90 days (2,160 hours) before the newest run:
+    # commit 1 sits exactly on its start and commit 0, just before it, is
+    # the pass that makes commit 1's failure isolated rather than hard.
+    for commit in (0, 1, 2, 2161):
+        ingest(project, commit, {"test_x": "fail" if commit == 1 else "pass"})
+    x = state("test_x")
+    assert update.WINDOW == timedelta(hours=2160)
+    assert x.flake_events == 1
+    assert [(e["kind"], e["commit"]) for e in x.evidence] == [
+        ("isolated failure", "c0001")
+    ]
+
+
 def test_failure_then_pass_in_a_rerun_is_flaky_evidence(project):
     for commit in range(10):
         ingest(project, commit, {"test_x": "flaky" if commit in (2, 6) else "pass"})
