@@ -22,10 +22,10 @@ nothing is enqueued into a worker) and gunicorn for the API:
    few FailureMessage rows with distinct signatures. The CaseResult indexes
    are dropped for the load and rebuilt after it (as any bulk load would);
    then VACUUM ANALYZE.
-2. Analyses that history as production would have, upload by upload in run
-   order through ``flakewatch.analytics.update.analyze_upload`` (one
-   transaction each): the incremental update's cost as the history grows,
-   and the state the next phases need.
+2. Analyses that history as a worker would a backlog: ``analyze_upload``
+   for each upload in run order, each call taking the waiting uploads along
+   in batches (one transaction each): the cost per upload as the history
+   grows, and the state the next phases need.
 3. Incremental: five new commits of one job, each a real 10,000-testcase
    JUnit XML report of that job's tests (same suite, classname, name and
    file as the stored tests, its flaky and broken tests failing as the
@@ -528,7 +528,9 @@ def load_history(history: History, step) -> dict:
 
 def backfill(project: Project, timeout: float, step) -> dict:
     """Analyse every stored upload in run order by the production path,
-    ``analyze_upload`` (one transaction each, as the worker does)."""
+    ``analyze_upload``, as the worker would a backlog: the first call takes a
+    batch of waiting uploads along, and the calls for those find them done.
+    Per-call times are therefore lumpy; the mean is the cost per upload."""
     ids = list(
         Upload.objects.filter(
             project=project, status=Upload.Status.DONE, analyzed_at__isnull=True
@@ -938,9 +940,10 @@ def print_report(result: dict) -> None:
     back = result.get("backfill")
     if back:
         print(
-            f"\nHistory analysed upload by upload (analyze_upload, one transaction "
-            f"each): {back['uploads']:,} uploads in {back['seconds']:,.0f}s; per "
-            f"upload mean {back['mean_seconds']:.3f}s, median "
+            f"\nHistory analysed as a backlog (analyze_upload per upload, in run "
+            f"order; each batch takes the waiting uploads along): {back['uploads']:,} "
+            f"uploads in {back['seconds']:,.0f}s; per call mean "
+            f"{back['mean_seconds']:.3f}s, median "
             f"{back['median_seconds']:.3f}s, p95 {back['p95_seconds']:.3f}s, max "
             f"{back['max_seconds']:.3f}s"
         )
@@ -1061,12 +1064,13 @@ def evaluate_targets(result: dict) -> list[dict]:
     if back:
         targets.append(
             {
-                "name": f"incremental update < {TARGET_INCREMENTAL_S} s over the "
-                f"history ({back['uploads']:,} uploads, median)",
-                "met": back["median_seconds"] < TARGET_INCREMENTAL_S,
-                "measured": f"median {back['median_seconds']:.3f}s, p95 "
-                f"{back['p95_seconds']:.3f}s",
-                "value": back["median_seconds"],
+                # The mean, not the median: batching makes most calls no-ops.
+                "name": f"incremental update < {TARGET_INCREMENTAL_S} s per upload "
+                f"over a backlog of the history ({back['uploads']:,} uploads, mean)",
+                "met": back["mean_seconds"] < TARGET_INCREMENTAL_S,
+                "measured": f"mean {back['mean_seconds']:.3f}s per upload "
+                f"({back['seconds']:,.0f}s in all)",
+                "value": back["mean_seconds"],
             }
         )
     for path, f in (result.get("api") or {}).items():
