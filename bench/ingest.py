@@ -1,7 +1,7 @@
 """Ingest benchmark: upload latency, worker time and memory, storage, load.
 
-    .venv/bin/python bench/ingest.py            # full run, 3-5 minutes
-    .venv/bin/python bench/ingest.py --quick    # 1-2 minutes
+    .venv/bin/python bench/ingest.py            # full run, about 25 minutes (most of it the load backlog draining)
+    .venv/bin/python bench/ingest.py --quick    # 2-3 minutes (20 s of load, at most 60 s of drain)
     .venv/bin/python bench/ingest.py --help     # every knob
 
 What it does, on the production stack (PostgreSQL + Redis + Celery + gunicorn):
