@@ -37,9 +37,9 @@ def junit_bytes(relative: str) -> bytes:
 
 @pytest.fixture
 def project(db):
-    from flakewatch.models import Project
+    from tests.factories import ProjectFactory
 
-    return Project.objects.create(slug="payments", name="Payments")
+    return ProjectFactory(slug="payments", name="Payments")
 
 
 @pytest.fixture

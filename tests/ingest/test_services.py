@@ -183,16 +183,3 @@ def test_ingest_command_backfills_files_in_process(project, tmp_path, capsys):
     call_command("ingest", *args)
     assert "(already ingested)" in capsys.readouterr().out
     assert CaseResult.objects.count() == 10
-
-
-def test_createproject_and_createtoken_print_a_working_token(db, capsys):
-    from flakewatch.tokens import authenticate
-
-    call_command("createproject", "shop", "--name", "Shop", "--default-branch", "trunk")
-    token = capsys.readouterr().out.strip().splitlines()[-1]
-    found = authenticate(f"Bearer {token}", scopes=("upload",))
-    assert found.project.default_branch == "trunk"
-    call_command("createtoken", "shop", "--scope", "read")
-    read = capsys.readouterr().out.strip().splitlines()[-1]
-    assert authenticate(f"Bearer {read}", scopes=("upload",)) is None
-    assert authenticate(f"Bearer {read}", scopes=("read",)).scope == "read"
