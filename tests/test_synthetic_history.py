@@ -9,22 +9,36 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingest.parsing import parse_report
-from tests.synthetic_history import (
+from flakewatch.synthetic_history import (
     KINDS,
+    MIN_POPULATIONS,
+    NEVER_FLAKY,
+    RECALL_MIN_RATE,
     SCALES,
+    SEED,
     Verdict,
     generate_history,
     score,
 )
+from ingest.parsing import parse_report
 
 FAILING_CHILDREN = {"failure", "error", "flakyFailure", "rerunFailure"}
 RERUN_CHILDREN = {"flakyFailure", "flakyError", "rerunFailure", "rerunError"}
 
 
+# Observable flaky tests (flaky, flaky_from, flaky_until) per failure rate:
+# rare ones below the recall threshold test precision, the others recall.
+RATE_BANDS = {
+    "rare (1-3 %)": (0.0, RECALL_MIN_RATE, 2),
+    "low (3-10 %)": (RECALL_MIN_RATE, 0.10, 5),
+    "high (10-30 %)": (0.10, 1.0, 5),
+}
+
+
 @pytest.fixture(scope="module")
 def history():
-    return generate_history(**SCALES["small"], seed=11)
+    """Return the history the accuracy test scores (the same seed and size)."""
+    return generate_history(**SCALES["small"], seed=SEED)
 
 
 def _identity(suite_name: str, case: ET.Element) -> tuple:
@@ -51,10 +65,10 @@ def _emitted(history) -> tuple[Counter, Counter]:
 
 
 def test_the_same_seed_gives_the_same_history(history):
-    again = generate_history(**SCALES["small"], seed=11)
+    again = generate_history(**SCALES["small"], seed=SEED)
     assert [u.body for u in again.uploads] == [u.body for u in history.uploads]
     assert again.truth == history.truth
-    other = generate_history(**SCALES["small"], seed=12)
+    other = generate_history(**SCALES["small"], seed=SEED + 1)
     assert [u.body for u in other.uploads] != [u.body for u in history.uploads]
 
 
@@ -80,6 +94,52 @@ def test_the_history_has_the_planned_shape(history):
     }
 
 
+def test_every_scored_population_is_big_enough_for_the_seed_in_use(history):
+    truth = list(history.truth.values())
+    observable = [t for t in truth if t.kind.startswith("flaky") and t.observable]
+    for band, (low, high, minimum) in RATE_BANDS.items():
+        size = sum(low <= t.rate < high for t in observable)
+        assert size >= minimum, f"{size} observable flaky tests {band}"
+    populations = {
+        "recall": sum(
+            t.kind in ("flaky", "flaky_from") and t.rate >= RECALL_MIN_RATE
+            for t in observable
+        ),
+        "fixed": sum(t.kind == "flaky_until" for t in observable),
+        "first_flaky_commit": sum(
+            t.kind in ("flaky", "flaky_from") and bool(t.flaky_evidence) for t in truth
+        ),
+        "duration_regressed": sum(t.duration_regressed for t in truth),
+        **{kind: sum(t.kind == kind for t in truth) for kind in NEVER_FLAKY},
+    }
+    assert set(populations) == set(MIN_POPULATIONS)
+    small = {k: n for k, n in populations.items() if n < MIN_POPULATIONS[k]}
+    assert not small, f"populations below MIN_POPULATIONS: {small}"
+    broken = [t for t in truth if t.kind == "broken_window"]
+    assert any(t.end_index is None for t in broken), "none still broken at the end"
+    assert any(t.end_index is not None for t in broken), "none broken then fixed"
+
+
+def test_an_empty_population_fails_the_targets(history):
+    perfect = {
+        key: Verdict(
+            status=t.expected_status,
+            first_flaky_commit=t.start_sha if t.expected_status == "flaky" else "",
+            duration_regressed=t.duration_regressed,
+        )
+        for key, t in history.truth.items()
+    }
+    no_slow = {k: t for k, t in history.truth.items() if not t.duration_regressed}
+    scores = score(no_slow, perfect, positions=history.positions)
+    assert scores.duration_population == 0
+    assert scores.duration_recall == 0.0
+    assert any("duration_regressed population" in f for f in scores.target_failures())
+    no_flaky = {k: t for k, t in history.truth.items() if not t.kind.startswith("fl")}
+    failures = score(no_flaky, perfect, positions=history.positions).target_failures()
+    for population in ("recall", "fixed", "first_flaky_commit"):
+        assert any(f"the {population} population" in f for f in failures), failures
+
+
 def test_started_at_is_strictly_increasing_in_commit_order(history):
     times = [datetime.fromisoformat(u.started_at) for u in history.uploads]
     assert all(a < b for a, b in itertools.pairwise(times))
@@ -90,7 +150,7 @@ def test_started_at_is_strictly_increasing_in_commit_order(history):
     ]
     assert list(dict.fromkeys(main_order)) == history.commits
     end = datetime(2026, 11, 1, tzinfo=UTC)
-    shifted = generate_history(**SCALES["small"], seed=11, end_at=end)
+    shifted = generate_history(**SCALES["small"], seed=SEED, end_at=end)
     assert datetime.fromisoformat(shifted.uploads[-1].started_at) == end
     assert [u.body for u in shifted.uploads] == [u.body for u in history.uploads]
 

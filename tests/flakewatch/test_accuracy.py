@@ -1,11 +1,14 @@
 """Verdict accuracy on a synthetic CI history with known ground truth.
 
-The small history of tests/synthetic_history.py goes through the real stack:
+The small history of flakewatch/synthetic_history.py goes through the real stack:
 POST /api/v1/uploads on a live server, a real Celery worker process, the
 analytics in the worker's transaction, and the read API. The scores are
 held to the issue's targets; ``pytest -s`` prints them, and on a miss the
-assertion lists every misjudged test with its evidence. bench/accuracy.py
-runs the full-size history.
+assertion lists every misjudged test with its evidence. Beyond the targets
+it holds the figures README.md's "Measured" reports: no test misjudged but
+for a first_flaky_commit outside the first 3 flaky runs, and those at most
+5 %. tests/test_synthetic_history.py checks the shape of this same seed's
+history, and ``python -m bench.accuracy`` runs the full-size one.
 """
 
 from __future__ import annotations
@@ -23,13 +26,18 @@ from django.db.models import Q
 from django.utils import timezone
 
 from flakewatch.models import Project, Upload
+from flakewatch.synthetic_history import (
+    SCALES,
+    SEED,
+    Verdict,
+    generate_history,
+    score,
+)
 from flakewatch.tokens import issue_token
 from tests import stack
-from tests.synthetic_history import SCALES, Verdict, generate_history, score
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 
-SEED = 20260105
 FEED_TIMEOUT = 300
 COMPARED = (
     "status",
@@ -174,3 +182,10 @@ def test_verdicts_on_a_synthetic_history_meet_the_targets(live_server, worker):
         f"recompute changed {len(differences)} verdicts:\n" + "\n".join(differences)
     )
     assert not scores.target_failures(), scores.report()
+    # target_failures() holds first_flaky_commit misses to FIRST_FLAKY_TARGET.
+    others = [
+        m.line()
+        for m in scores.misjudged
+        if not m.expected.startswith("first_flaky_commit")
+    ]
+    assert not others, "misjudged beyond first_flaky_commit:\n" + "\n".join(others)

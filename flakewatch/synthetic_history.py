@@ -75,12 +75,26 @@ RECALL_MIN_RATE = 0.03
 # a test flaky, and nothing can find flakiness that never surfaced.
 MIN_FLAKY_RUNS = 2
 SLOWDOWN = 4.0
+# first_flaky_commit must fall within the first this-many runs of evidence.
+FIRST_FLAKY_RUNS = 3
+FIRST_FLAKY_TARGET = 0.95
+# A score over fewer tests than this proves nothing: target_failures() reports
+# the population as a miss. Both presets plant at least these many.
+MIN_POPULATIONS = {
+    "recall": 10,  # observable flaky tests with rate >= RECALL_MIN_RATE
+    "fixed": 3,  # observable flaky_until tests
+    "first_flaky_commit": 10,  # flaky and flaky_from tests called flaky
+    "duration_regressed": 3,  # slow_from tests
+    **{kind: 1 for kind in NEVER_FLAKY},  # judged tests of each such kind
+}
 
 # Sizes. "small" runs in the test suite, "full" is the issue's target size.
 SCALES: dict[str, dict] = {
     "small": {"tests": 200, "commits": 80, "branches": 4, "incidents": 4},
     "full": {"tests": 3000, "commits": 300, "branches": 12, "incidents": 10},
 }
+# The seed the accuracy test and bench score, and the shape test checks.
+SEED = 20260105
 
 
 # ---------------------------------------------------------------------------
@@ -1298,13 +1312,34 @@ class Scores:
     duration_precision: float
     duration_recall: float
     duration_predicted: int
+    duration_population: int
     status_by_kind: dict[str, Counter]
     missing: list[TestKey]
     misjudged: list[Misjudged]
 
+    def populations(self) -> dict[str, int]:
+        """Return how many tests each score was measured on (MIN_POPULATIONS)."""
+        judged = {k: sum(self.status_by_kind.get(k, {}).values()) for k in NEVER_FLAKY}
+        return {
+            "recall": self.recall_population,
+            "fixed": self.fixed_population,
+            "first_flaky_commit": self.first_flaky_population,
+            "duration_regressed": self.duration_population,
+            **judged,
+        }
+
     def target_failures(self) -> list[str]:
-        """Return the issue's targets this run misses, as sentences."""
-        failures = []
+        """Return the issue's targets this run misses, as sentences.
+
+        A population smaller than MIN_POPULATIONS is a miss: a ratio over no
+        tests would otherwise pass whatever the verdicts were.
+        """
+        failures = [
+            f"only {size} tests in the {name} population (at least "
+            f"{MIN_POPULATIONS[name]} needed)"
+            for name, size in self.populations().items()
+            if size < MIN_POPULATIONS[name]
+        ]
         if self.missing:
             failures.append(f"{len(self.missing)} tests have no verdict")
         if self.flaky_precision < 0.95:
@@ -1318,6 +1353,11 @@ class Scores:
         if self.fixed_reported_fixed < 1.0:
             failures.append(
                 f"fixed tests reported fixed {self.fixed_reported_fixed:.3f} < 1"
+            )
+        if self.first_flaky_accuracy < FIRST_FLAKY_TARGET:
+            failures.append(
+                f"first_flaky_commit accuracy {self.first_flaky_accuracy:.3f} "
+                f"< {FIRST_FLAKY_TARGET}"
             )
         if self.duration_precision < 0.9:
             failures.append(
@@ -1339,8 +1379,8 @@ class Scores:
             f"incident (target 0); by kind {dict(self.wrongly_flaky)}",
             f"fixed -> fixed    {self.fixed_reported_fixed:.3f}  (target 1; "
             f"{self.fixed_population} tests)",
-            f"first_flaky       {self.first_flaky_accuracy:.3f} within the first 3 "
-            f"flaky runs after the true start; median distance "
+            f"first_flaky       {self.first_flaky_accuracy:.3f} within the first "
+            f"{FIRST_FLAKY_RUNS} flaky runs after the true start; median distance "
             f"{self.first_flaky_median_distance:.1f} commits from the true start, "
             f"{self.first_flaky_median_lag:.1f} from the first flaky run "
             f"({self.first_flaky_population} tests)",
@@ -1366,7 +1406,8 @@ class Scores:
 
 
 def _ratio(num: int, den: int) -> float:
-    return num / den if den else 1.0
+    # Nothing measured scores 0, never 1: an empty population must not pass.
+    return num / den if den else 0.0
 
 
 def _positions(positions: list[float], ends: int = 6) -> str:
@@ -1456,7 +1497,7 @@ def score(
             position = positions.get(v.first_flaky_commit)
             start = float(t.start_index or 0)
             seen = sorted(p for p in t.flaky_evidence if p >= start)
-            limit = seen[min(2, len(seen) - 1)] if seen else start
+            limit = seen[min(FIRST_FLAKY_RUNS, len(seen)) - 1] if seen else start
             if position is not None:
                 distances.append(abs(position - start))
                 if seen:
@@ -1506,6 +1547,7 @@ def score(
         duration_precision=_ratio(len(slow_true & slow_pred), len(slow_pred)),
         duration_recall=_ratio(len(slow_true & slow_pred), len(slow_true)),
         duration_predicted=len(slow_pred),
+        duration_population=len(slow_true),
         status_by_kind=status_by_kind,
         missing=missing,
         misjudged=misjudged,
