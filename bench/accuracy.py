@@ -7,7 +7,7 @@
 What it does, on the production stack (PostgreSQL + Redis + Celery + gunicorn):
 
 1. Generates a synthetic CI history with known ground truth
-   (tests/synthetic_history.py): five jobs in four JUnit dialects, in-run and
+   (flakewatch/synthetic_history.py): five jobs in four JUnit dialects, in-run and
    job re-runs, feature branches, incidents, flaky, broken, fixed and slow
    tests. The full size is about 2,300 uploads, 2 million executions and
    400 MB of XML; generating it takes about 20 s and 450 MB of memory.
@@ -56,7 +56,7 @@ os.environ.setdefault("FLAKEWATCH_REQUEUE_AFTER_SECONDS", "600")
 from bench import stack  # noqa: E402
 from bench.ingest import http_request, start_gunicorn, start_worker  # noqa: E402
 from bench.stack import Processes, free_port  # noqa: E402
-from tests.synthetic_history import (  # noqa: E402
+from flakewatch.synthetic_history import (  # noqa: E402
     SCALES,
     Verdict,
     generate_history,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests import stack
+from support import stack
 
 FIXTURES = Path(__file__).parent / "fixtures"
 JUNIT = FIXTURES / "junit"
@@ -80,28 +81,43 @@ def stack_env(transactional_db) -> dict:
 
 
 @pytest.fixture
-def start_worker(stack_env, tmp_path):
-    started: list[stack.Process] = []
-
-    def start() -> stack.Process:
-        log = tmp_path / f"worker-{len(started)}.log"
-        worker = stack.Process(stack.worker_command(), env=stack_env, log=log)
-        started.append(worker)
-        worker.wait_for_output("ready.", timeout=60)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.kill()
+def processes():
+    """Children a test starts; all stopped when it ends, pass or fail."""
+    started = stack.Processes()
+    yield started
+    started.stop_all(signal.SIGKILL)  # nothing to finish: the test is over
 
 
 @pytest.fixture
-def beat(stack_env, tmp_path):
-    process = stack.Process(
-        stack.beat_command(tmp_path / "beat-schedule"),
-        env=stack_env,
-        log=tmp_path / "beat.log",
-    )
-    process.wait_for_output("beat: Starting", timeout=60)
-    yield process
-    process.kill()
+def start_worker(stack_env, tmp_path, processes):
+    """Start a worker (on ``env``, by default the test's) once it is ready."""
+    count = 0
+
+    def start(env: dict | None = None) -> stack.Process:
+        nonlocal count
+        count += 1
+        log = tmp_path / f"worker-{count}.log"
+        return processes.add(stack.start_worker(env=env or stack_env, log=log))
+
+    return start
+
+
+@pytest.fixture
+def start_beat(stack_env, tmp_path, processes):
+    """Start beat (on ``env``, by default the test's) once it schedules."""
+
+    def start(env: dict | None = None) -> stack.Process:
+        return processes.add(
+            stack.start_beat(
+                env=env or stack_env,
+                log=tmp_path / "beat.log",
+                schedule=tmp_path / "beat-schedule",
+            )
+        )
+
+    return start
+
+
+@pytest.fixture
+def beat(start_beat):
+    return start_beat()

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from tests import stack
+from support import stack
 from tests.factories import junit_report
 
 CONFIG_VARS = ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SECRET_KEY")

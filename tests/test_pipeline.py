@@ -2,7 +2,8 @@
 
 These tests start real Celery worker and beat processes (the commands of
 docker-compose.yml) against the test database, and post with the real curl
-command of README.md.
+command of README.md. The one that stops Redis stops a redis-server of its
+own, with its own web server, worker and beat, never the machine's.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import subprocess
 import time
 
 import pytest
+from django.db import DatabaseError, transaction
 
 from flakewatch.models import CaseResult, Upload
-from tests import stack
+from support import stack
 from tests.factories import junit_report
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
@@ -49,6 +51,16 @@ def wait_for_status(upload_id, wanted: str, timeout: float) -> Upload:
         timeout,
         f"upload {upload_id} to be {wanted}",
     )
+
+
+def is_locked(upload_id) -> bool:
+    """Tell whether a worker holds the upload's row lock (its write transaction)."""
+    try:
+        with transaction.atomic():
+            Upload.objects.select_for_update(nowait=True).filter(pk=upload_id).exists()
+    except DatabaseError:
+        return True
+    return False
 
 
 def test_curl_upload_is_processed_by_a_worker(
@@ -87,8 +99,15 @@ def test_worker_killed_mid_ingest_is_recovered_with_exact_counts(
     report.write_bytes(gzip.compress(junit_report(count, failing={7, 70, 700}), 1))
     first = start_worker()
     _, body = curl_upload(live_server.url, upload_token, report)
-    wait_for_status(body["id"], "processing", timeout=60)
-    time.sleep(0.5)  # into the parse and write, well before its commit
+    # Processing commits its mark, then parses and writes under the row lock:
+    # a locked processing row is a worker inside that write, before its commit.
+    stack.wait_until(
+        lambda: (
+            upload_status(body["id"]).status == "processing" and is_locked(body["id"])
+        ),
+        60,
+        "the worker to lock the upload for its write",
+    )
 
     first.kill()  # SIGKILL to the worker and its pool children
     killed_at = time.monotonic()
@@ -105,23 +124,28 @@ def test_worker_killed_mid_ingest_is_recovered_with_exact_counts(
 
 
 def test_upload_while_redis_is_down_is_processed_once_it_is_back(
-    live_server, upload_token, start_worker, beat, tmp_path
+    stack_env, upload_token, start_worker, start_beat, processes, tmp_path
 ):
-    start_worker()
+    redis = processes.add(stack.RedisServer(tmp_path / "redis"))
+    env = {**stack_env, "CELERY_BROKER_URL": redis.url()}
+    port = stack.free_port()
+    web = processes.add(
+        stack.start_gunicorn(env=env, log=tmp_path / "web.log", port=port)
+    )
+    start_worker(env)
+    start_beat(env)
     report = tmp_path / "junit.xml"
     report.write_bytes(junit_report(12, failing={1}))
-    subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], check=False)
-    try:
-        stack.wait_until(lambda: not stack.redis_is_up(), 10, "Redis to stop")
-        elapsed, body = curl_upload(live_server.url, upload_token, report)
-        assert elapsed < 5, f"the upload took {elapsed:.1f}s with Redis down"
-        assert body["status"] == "queued"
-        time.sleep(1)
-        assert upload_status(body["id"]).status == "queued"
-    finally:
-        if not stack.redis_is_up():
-            stack.start_redis()
-    stack.wait_until(stack.redis_is_up, 10, "Redis to start")
+
+    redis.stop()
+    assert not stack.is_listening(redis.port)
+    elapsed, body = curl_upload(f"http://127.0.0.1:{port}", upload_token, report)
+    assert elapsed < 5, f"the upload took {elapsed:.1f}s with Redis down"
+    assert body["status"] == "queued"
+    web.wait_for_output("upload not enqueued", timeout=10)
+    assert upload_status(body["id"]).status == "queued"
+
+    redis.restart()
     upload = wait_for_status(body["id"], "done", timeout=90)
     assert (upload.tests_count, upload.failures_count) == (12, 1)
     assert CaseResult.objects.count() == 12

@@ -34,7 +34,7 @@ from flakewatch.synthetic_history import (
     score,
 )
 from flakewatch.tokens import issue_token
-from tests import stack
+from support import stack
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 
