@@ -28,6 +28,6 @@ test: lint
 	DJANGO_SECRET_KEY=test-only-secret $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(BIN)/.installed
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/analytics.py
-	$(BIN)/python bench/accuracy.py
+	$(BIN)/python -m bench.ingest_speed
+	$(BIN)/python -m bench.analytics_speed
+	$(BIN)/python -m bench.accuracy

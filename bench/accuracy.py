@@ -1,8 +1,9 @@
 """Verdict accuracy at the issue's size: 3,000 tests, 300 default-branch commits.
 
-    .venv/bin/python bench/accuracy.py                  # full size
-    .venv/bin/python bench/accuracy.py --scale small    # the test suite's size
-    .venv/bin/python bench/accuracy.py --seed 7 --recompute
+    .venv/bin/python -m bench.accuracy                  # full size
+    .venv/bin/python -m bench.accuracy --scale small    # the test suite's size
+    .venv/bin/python -m bench.accuracy --scale tiny     # a smoke run, minutes
+    .venv/bin/python -m bench.accuracy --seed 7 --recompute
 
 What it does, on the production stack (PostgreSQL + Redis + Celery + gunicorn):
 
@@ -11,7 +12,7 @@ What it does, on the production stack (PostgreSQL + Redis + Celery + gunicorn):
    job re-runs, feature branches, incidents, flaky, broken, fixed and slow
    tests. The full size is about 2,300 uploads, 2 million executions and
    400 MB of XML; generating it takes about 20 s and 450 MB of memory.
-2. Drops and re-creates its own database (``flakewatch_bench_analytics``),
+2. Drops and re-creates its own database (``flakewatch_bench_accuracy``),
    flushes its own Redis db (``/13``), creates a project whose default
    branch is ``main``, and starts a Celery worker, beat and gunicorn. Beat's
    sweeper re-sends uploads whose enqueue was lost (Redis restarted by
@@ -36,35 +37,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-sys.path.insert(0, str(ROOT))
-# Its own database and Redis db, so it never disturbs bench/ingest.py's.
-os.environ.setdefault("BENCH_DB_NAME", "flakewatch_bench_accuracy")
-os.environ.setdefault("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
-# Read by the worker, which runs the sweep that beat schedules.
-os.environ.setdefault("FLAKEWATCH_REQUEUE_AFTER_SECONDS", "600")
-
-from bench import stack  # noqa: E402
-from bench.ingest import http_request, start_gunicorn, start_worker  # noqa: E402
-from bench.stack import Processes, free_port  # noqa: E402
-from flakewatch.synthetic_history import (  # noqa: E402
+from bench.environment import LOG_DIR, PYTHON, VAR, Bench
+from flakewatch.synthetic_history import (
     SCALES,
+    SEED,
     Verdict,
     generate_history,
     score,
 )
+from support import stack
+from support.stack import ROOT, Processes, free_port, http_request
 
-LOG_DIR = stack.VAR / "bench"
-RESULTS_JSON = stack.VAR / "bench-accuracy.json"
+# Its own database and Redis db, so it never disturbs bench.ingest_speed's.
+BENCH = Bench.named("flakewatch_bench_accuracy", "redis://127.0.0.1:6379/13")
+# Read by the worker, which runs the sweep that beat schedules.
+SWEEP_ENV = {"FLAKEWATCH_REQUEUE_AFTER_SECONDS": "600"}
+# A smoke run: the generator's smallest history, not a figure to report.
+SIZES = {**SCALES, "tiny": {"tests": 40, "commits": 20, "branches": 1, "incidents": 1}}
+RESULTS_JSON = VAR / "bench-accuracy.json"
 SLUG = "accuracy"
 COMPARED = (
     "status",
@@ -75,23 +71,6 @@ COMPARED = (
     "first_flaky_commit",
     "duration_regressed",
 )
-
-
-def start_beat(procs: Processes) -> None:
-    log = LOG_DIR / "analytics-beat.log"
-    proc = procs.start(
-        "celery beat",
-        [
-            str(stack.VENV_BIN / "celery"), "-A", "flakewatch", "beat",
-            "--loglevel=INFO", "-s", str(LOG_DIR / "analytics-beat-schedule"),
-        ],
-        log,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while "beat: Starting" not in log.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"beat did not start; see {log}")
-        time.sleep(0.2)
 
 
 def post_uploads(port: int, token: str, uploads) -> float:
@@ -170,9 +149,9 @@ def read_verdicts(port: int, token: str) -> dict[tuple, Verdict]:
 def recompute(timeout: float) -> float:
     started = time.monotonic()
     done = subprocess.run(
-        [stack.PYTHON, "manage.py", "recompute", "--project", SLUG],
+        [PYTHON, "manage.py", "recompute", "--project", SLUG],
         cwd=ROOT,
-        env=stack.bench_env(),
+        env=BENCH.env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -202,8 +181,8 @@ def parse_args() -> argparse.Namespace:
         "known ground truth (see the module docstring).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--scale", choices=sorted(SCALES), default="full")
-    parser.add_argument("--seed", type=int, default=20260105)
+    parser.add_argument("--scale", choices=sorted(SIZES), default="full")
+    parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument(
         "--concurrency", type=int, default=1, help="Celery worker processes"
     )
@@ -228,31 +207,50 @@ def main() -> int:
     print(f"generating the {args.scale} history (seed {args.seed})...", flush=True)
     started = time.monotonic()
     history = generate_history(
-        **SCALES[args.scale],
+        **SIZES[args.scale],
         seed=args.seed,
         end_at=datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1),
     )
     print(f"  {history.summary()} ({time.monotonic() - started:.0f}s)", flush=True)
 
-    stack.reset_database()
-    stack.reset_redis()
-    token = stack.manage("createproject", SLUG, "--default-branch", "main")
-    token = token.strip().splitlines()[-1].strip()
+    BENCH.reset_database()
+    BENCH.reset_redis()
+    token = BENCH.create_project(SLUG, "--default-branch", "main")
     procs = Processes()
     result: dict = {
         "scale": args.scale,
         "seed": args.seed,
         "history": history.summary(),
-        "database": stack.DATABASE_URL,
+        "database": BENCH.database_url,
     }
     try:
         port = free_port()
-        start_gunicorn(procs, port, args.gunicorn_workers, LOG_DIR / "gunicorn.log")
-        start_worker(procs, args.concurrency, LOG_DIR / "analytics-worker.log")
-        start_beat(procs)
+        env = BENCH.env(**SWEEP_ENV)
+        procs.add(
+            stack.start_gunicorn(
+                env=env,
+                log=LOG_DIR / "gunicorn.log",
+                port=port,
+                workers=args.gunicorn_workers,
+            )
+        )
+        procs.add(
+            stack.start_worker(
+                env=env,
+                log=LOG_DIR / "analytics-worker.log",
+                concurrency=args.concurrency,
+            )
+        )
+        procs.add(
+            stack.start_beat(
+                env=env,
+                log=LOG_DIR / "analytics-beat.log",
+                schedule=LOG_DIR / "analytics-beat-schedule",
+            )
+        )
         fed = time.monotonic()
         result["post_seconds"] = post_uploads(port, token, history.uploads)
-        with stack.connect(autocommit=True) as db:
+        with BENCH.connect(autocommit=True) as db:
             counts = wait_until_processed(db, len(history.uploads), args.timeout)
         result["processed_seconds"] = time.monotonic() - fed
         result["uploads_by_status"] = counts

@@ -1,9 +1,9 @@
-"""Locust load for ``bench/ingest.py``: CI jobs uploading ~1 MB JUnit reports.
+"""Locust load for ``bench.ingest_speed``: CI jobs uploading ~1 MB JUnit reports.
 
 Each simulated client posts the same report as ``curl -F file=@junit.xml``
 would (multipart, with commit/branch/build/job fields) under a new build id
 every time, so every request is a distinct upload; anything but a 202 counts
-as an error. Configured by environment variables, which bench/ingest.py sets:
+as an error. Configured by environment variables, which bench.ingest_speed sets:
 
     BENCH_TOKEN    upload token (required)
     BENCH_REPORT   path of the report to send (required)
@@ -23,14 +23,13 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import sys
 import time
 import uuid
 
 from locust import FastHttpUser, constant, constant_pacing, events, task
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reports import MULTIPART_BOUNDARY, multipart_body
+# locust puts its working directory (the repository root) on sys.path.
+from bench.reports import MULTIPART_BOUNDARY, multipart_body
 
 TOKEN = os.environ.get("BENCH_TOKEN", "")
 REPORT = os.environ.get("BENCH_REPORT", "")

@@ -3,7 +3,7 @@
 Runs ``ingest.services.process_upload`` directly (no Celery, no HTTP) on the
 benchmark's generated pytest report, against the benchmark database
 (``flakewatch_bench``; ``--setup`` drops, re-creates and migrates it first, as
-``bench/ingest.py`` does), and prints:
+``bench.ingest_speed`` does), and prints:
 
 * for a first upload (new cases) and a repeat (existing cases): the wall time
   of the whole ``process_upload`` and of its phases (each wrapped with a timer
@@ -16,9 +16,9 @@ benchmark's generated pytest report, against the benchmark database
   ``process_upload`` and the allocation sites holding the most memory at the
   end of the phase where the most was held (tracemalloc slows it 2-3x).
 
-    .venv/bin/python bench/profile_ingest.py --setup            # 100k testcases
-    .venv/bin/python bench/profile_ingest.py -n 10000 --top 40 --sort cumulative
-    .venv/bin/python bench/profile_ingest.py --memory
+    .venv/bin/python -m bench.profile_ingest --setup            # 100k testcases
+    .venv/bin/python -m bench.profile_ingest -n 10000 --top 40 --sort cumulative
+    .venv/bin/python -m bench.profile_ingest --memory
 """
 
 from __future__ import annotations
@@ -28,21 +28,17 @@ import cProfile
 import functools
 import importlib
 import io
-import os
 import pstats
-import sys
 import time
 import tracemalloc
 from collections import defaultdict
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-# The repository root must come first: bench/ingest.py would otherwise shadow
-# the ``ingest`` app.
-sys.path.insert(0, str(ROOT))
+from bench import reports
+from bench.environment import Bench
 
-from bench import reports, stack  # noqa: E402
+# The same database as bench.ingest_speed.
+BENCH = Bench.named("flakewatch_bench", "redis://127.0.0.1:6379/12")
 
 # (module, attribute path, label): timed if the current code has them.
 PHASES = [
@@ -119,11 +115,8 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.setup:
-        stack.reset_database()
-    os.environ.update(stack.bench_env(FLAKEWATCH_LOG_LEVEL="WARNING"))
-    import django
-
-    django.setup()
+        BENCH.reset_database()
+    BENCH.setup_django(FLAKEWATCH_LOG_LEVEL="WARNING")
     from django.db import connection
 
     from flakewatch.models import Project, Upload

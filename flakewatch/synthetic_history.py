@@ -2,7 +2,9 @@
 
 Pure Python, no Django: the test suite (tests/flakewatch/test_accuracy.py)
 feeds the small preset through the real upload API and worker, and
-bench/accuracy.py feeds the full one.
+``python -m bench.accuracy`` feeds the full one. It lives in the app package,
+not under tests/, so that the benchmarks can use it without importing the
+tests and a demo project can be loaded from it.
 
 The history is a default branch of ``commits`` commits, one build each, plus
 a few short feature branches with builds of their own. Every build runs the

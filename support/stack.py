@@ -116,6 +116,21 @@ class Process:
     def wait_for_output(self, text: str, timeout: float = 60) -> None:
         self.wait_for(lambda: text in self.output(), timeout, f"{text!r} in the log")
 
+    def wait_ready(
+        self, condition: Callable[[], object], timeout: float, what: str
+    ) -> Process:
+        """Wait for ``condition``; stop the child if the wait fails or is cut short.
+
+        A starter hands its caller a ready process or none: nothing is left
+        running unowned when readiness times out or a signal interrupts it.
+        """
+        try:
+            self.wait_for(condition, timeout, what)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
         """Send ``sig`` to the group, then SIGKILL whatever is left after it."""
         if self.running():
@@ -212,7 +227,7 @@ def start_worker(
         log=log,
         name=f"celery worker (concurrency {concurrency})",
     )
-    worker.wait_for(
+    return worker.wait_ready(
         lambda: (
             " ready." in worker.output()
             and len(pool_children(worker.pid)) >= concurrency
@@ -220,7 +235,6 @@ def start_worker(
         timeout,
         "the worker to be ready",
     )
-    return worker
 
 
 def start_beat(
@@ -228,8 +242,9 @@ def start_beat(
 ) -> Process:
     """Start Celery beat; return once it has started its scheduler."""
     beat = Process(beat_command(schedule), env=env, log=log, name="celery beat")
-    beat.wait_for_output("beat: Starting", timeout)
-    return beat
+    return beat.wait_ready(
+        lambda: "beat: Starting" in beat.output(), timeout, "beat to start"
+    )
 
 
 def http_request(
@@ -268,8 +283,7 @@ def start_gunicorn(
         except OSError:
             return False
 
-    web.wait_for(answering, timeout, f"gunicorn to answer on :{port}")
-    return web
+    return web.wait_ready(answering, timeout, f"gunicorn to answer on :{port}")
 
 
 class RedisServer(Process):
@@ -287,7 +301,7 @@ class RedisServer(Process):
             log=directory / "redis.log",
             name=f"redis-server :{self.port}",
         )  # fmt: skip
-        self.wait_for(lambda: is_listening(self.port), timeout, "Redis to listen")
+        self.wait_ready(lambda: is_listening(self.port), timeout, "Redis to listen")
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"

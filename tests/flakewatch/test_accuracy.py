@@ -35,6 +35,7 @@ from flakewatch.synthetic_history import (
 )
 from flakewatch.tokens import issue_token
 from support import stack
+from tests.factories import ProjectFactory
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 
@@ -154,9 +155,7 @@ def test_verdicts_on_a_synthetic_history_meet_the_targets(live_server, worker):
         seed=SEED,
         end_at=timezone.now().replace(microsecond=0) - timedelta(hours=1),
     )
-    project = Project.objects.create(
-        slug="accuracy", name="Accuracy", default_branch=history.default_branch
-    )
+    project = ProjectFactory(slug="accuracy", default_branch=history.default_branch)
     upload_token = issue_token(project, scope="upload")
     read_token = issue_token(project, scope="read")
 

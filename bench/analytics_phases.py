@@ -1,8 +1,12 @@
 """Analytics speed at 10 million stored executions (100,000 tests).
 
-    .venv/bin/python bench/analytics.py               # 100 commits: 10M executions
-    .venv/bin/python bench/analytics.py --quick       # 20 commits: 2M executions
-    .venv/bin/python bench/analytics.py --commits 50  # any size
+    .venv/bin/python -m bench.analytics_speed               # 100 commits: 10M executions
+    .venv/bin/python -m bench.analytics_speed --quick       # 20 commits: 2M executions
+    .venv/bin/python -m bench.analytics_speed --commits 50  # any size
+    .venv/bin/python -m bench.analytics_speed --commits 3 --tests-per-job 200  # a smoke run
+
+This module imports the models, so it needs Django set up first:
+``bench.analytics_speed`` does that, then runs ``main`` here.
 
 What it does, on PostgreSQL (its own database, ``flakewatch_bench_analytics``;
 ``BENCH_DB_NAME`` overrides it), with flakewatch's own functions called
@@ -60,7 +64,6 @@ import http.client
 import io
 import itertools
 import json
-import logging
 import math
 import os
 import platform
@@ -68,9 +71,7 @@ import pstats
 import random
 import re
 import signal
-import socket
 import statistics
-import struct
 import sys
 import time
 from dataclasses import dataclass, field
@@ -78,49 +79,33 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-# The repository root first, so ``ingest`` is the app and not bench/ingest.py.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("BENCH_DB_NAME", "flakewatch_bench_analytics")
-# In-process calls must never enqueue into a worker: an in-memory broker,
-# eager tasks off (set below), so the on-commit enqueues go nowhere.
-os.environ.setdefault("BENCH_BROKER_URL", "memory://")
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count
+from django.db.models.functions import Coalesce
 
-from bench import stack  # noqa: E402
-from bench.stack import Processes, free_port  # noqa: E402
-from bench.stack import log_tail as _log_tail  # noqa: E402
-
-os.environ.update(
-    stack.bench_env(FLAKEWATCH_EAGER_TASKS="0", FLAKEWATCH_LOG_LEVEL="WARNING")
-)
-
-import django  # noqa: E402
-
-django.setup()
-# The memory:// broker's connection warns that it has no host name.
-logging.getLogger("kombu").setLevel(logging.ERROR)
-
-from django.conf import settings  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.db.models import Count  # noqa: E402
-from django.db.models.functions import Coalesce  # noqa: E402
-
-from flakewatch.analytics import update  # noqa: E402
-from flakewatch.analytics.signatures import failure_signature  # noqa: E402
-from flakewatch.models import CaseState, Project, Upload  # noqa: E402
-from flakewatch.outcomes import Outcome  # noqa: E402
-from flakewatch.results import (  # noqa: E402
+from bench.environment import LOG_DIR, VAR, Bench
+from flakewatch.analytics import update
+from flakewatch.analytics.signatures import failure_signature
+from flakewatch.models import CaseState, Project, Upload
+from flakewatch.outcomes import Outcome
+from flakewatch.results import (
     RESULT_COLUMNS,
+    RESULT_TYPES,
     identity_hash,
     message_digest,
 )
-from flakewatch.tokens import issue_token  # noqa: E402
-from ingest import services  # noqa: E402
+from flakewatch.tokens import issue_token
+from ingest import services
+from support import stack
+from support.figures import loadavg, percentile
+from support.stack import ROOT, Processes, free_port
 
-LOG_DIR = stack.VAR / "bench"
-RESULTS_JSON = stack.VAR / "bench-analytics.json"
+# In-process calls must never enqueue into a worker: an in-memory broker and
+# eager tasks off (bench.analytics_speed sets Django up so), so on-commit
+# enqueues go nowhere.
+BENCH = Bench.named("flakewatch_bench_analytics", "memory://")
+RESULTS_JSON = VAR / "bench-analytics.json"
 SLUG = "speed"
 BRANCH = "main"
 
@@ -139,7 +124,7 @@ INCREMENTAL_JOB = 0
 TARGET_INCREMENTAL_S = 0.5
 TARGET_API_P95_MS = 100.0
 API_WARMUP = 20
-API_REQUESTS = 300
+API_REQUESTS = 300  # timed per URL; --api-requests overrides it
 API_PATHS = [
     "tests?status=flaky",
     "tests?status=healthy",
@@ -158,27 +143,10 @@ _NOUNS = ("token", "header", "payload", "session", "cursor", "widget", "lock")
 _VERBS = ("refresh", "render", "commit", "resolve", "decode", "publish")
 SKIP_TEXT = ("pytest.skip", "requires network access")
 
-# Binary COPY: signature, flags, header extension; each row is a field count
-# then (length, value) per field, -1 for NULL; the trailer is -1.
-COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-COPY_TRAILER = struct.pack(">h", -1)
-# case_id int4, upload_id int4, retry_index int2, outcome int2,
-# duration_ms float4, message_id int4 (flakewatch.results.RESULT_TYPES).
-ROW_NO_MESSAGE = struct.Struct(">hiiiiihihifi").pack
-ROW_MESSAGE = struct.Struct(">hiiiiihihifii").pack
+# flakewatch.results writes its rows by the same binary COPY with these types.
 assert RESULT_COLUMNS == (
     "case_id, upload_id, retry_index, outcome, duration_ms, message_id"
 )
-
-
-def _row(case_id, upload_id, retry, outcome, duration, message_id) -> bytes:
-    if message_id is None:
-        return ROW_NO_MESSAGE(
-            6, 4, case_id, 4, upload_id, 2, retry, 2, outcome, 4, duration, -1
-        )
-    return ROW_MESSAGE(
-        6, 4, case_id, 4, upload_id, 2, retry, 2, outcome, 4, duration, 4, message_id
-    )
 
 
 # --- the generated history ------------------------------------------------------
@@ -355,9 +323,9 @@ def load_messages(db, project_id: int) -> tuple[list[int], int]:
     return ids[:-1], ids[-1]
 
 
-def upload_blocks(history: History, case_ids, upload_ids, text_ids, skip_id):
-    """Yield (commit, job, rows, failures, binary COPY block) per upload, in
-    run order; an upload's rows in (case_id, retry_index) order."""
+def upload_rows(history: History, case_ids, upload_ids, text_ids, skip_id):
+    """Yield (commit, job, rows, failures) per upload, in run order; an
+    upload's rows are RESULT_COLUMNS tuples in (case_id, retry_index) order."""
     for commit in range(history.commits):
         for job in range(JOBS):
             upload_id = upload_ids[commit, job]
@@ -372,25 +340,19 @@ def upload_blocks(history: History, case_ids, upload_ids, text_ids, skip_id):
                 runs = special.get(index)
                 duration = base[index] * noise[(index * 40503 + offset) & 4095]
                 if runs is None:
-                    append(
-                        ROW_NO_MESSAGE(
-                            6, 4, case_id, 4, upload_id, 2, 0, 2, 0, 4, duration, -1
-                        )
-                    )
+                    append((case_id, upload_id, 0, 0, duration, None))
                     continue
                 for retry, outcome, text in runs:
                     if outcome == Outcome.SKIPPED:
-                        append(_row(case_id, upload_id, retry, outcome, 0.0, skip_id))
+                        append((case_id, upload_id, retry, outcome, 0.0, skip_id))
                     else:
                         message_id = None if text is None else text_ids[text]
                         append(
-                            _row(
-                                case_id, upload_id, retry, outcome, duration, message_id
-                            )
+                            (case_id, upload_id, retry, outcome, duration, message_id)
                         )
                 if runs[-1][1] == Outcome.FAILED:
                     failures += 1
-            yield commit, job, len(parts), failures, b"".join(parts)
+            yield commit, job, parts, failures
 
 
 def load_uploads(db, history: History, project_id: int) -> dict:
@@ -428,10 +390,8 @@ def load_uploads(db, history: History, project_id: int) -> dict:
 
 def load_history(history: History, step) -> dict:
     """Write the whole history; return the load figures."""
-    import psycopg
-
     figures: dict = {}
-    with psycopg.connect(stack.DATABASE_URL) as db:
+    with BENCH.connect() as db:
         began = time.perf_counter()
         project_id = create_project(db)
         case_ids = load_cases(db, project_id, history.start)
@@ -461,21 +421,19 @@ def load_history(history: History, step) -> dict:
                 f"COPY flakewatch_caseresult ({RESULT_COLUMNS}) FROM STDIN"
                 " (FORMAT BINARY)"
             ) as copy:
-                copy.write(COPY_HEADER)
-                blocks = upload_blocks(history, case_ids, upload_ids, text_ids, skip_id)
-                for number, (commit, job, count, failures, block) in enumerate(
-                    blocks, 1
-                ):
-                    copy.write(block)
-                    rows += count
-                    counts.append((count, failures, upload_ids[commit, job]))
+                copy.set_types(RESULT_TYPES)
+                uploads = upload_rows(history, case_ids, upload_ids, text_ids, skip_id)
+                for number, (commit, job, block, failures) in enumerate(uploads, 1):
+                    for row in block:
+                        copy.write_row(row)
+                    rows += len(block)
+                    counts.append((len(block), failures, upload_ids[commit, job]))
                     if number % 100 == 0:
                         elapsed = time.perf_counter() - began
                         step(
                             f"  COPY {number:,}/{len(upload_ids):,} uploads, "
                             f"{rows:,} rows, {rows / elapsed:,.0f} rows/s"
                         )
-                copy.write(COPY_TRAILER)
             cur.executemany(
                 "UPDATE flakewatch_upload SET tests_count = %s, failures_count = %s"
                 " WHERE id = %s",
@@ -502,7 +460,7 @@ def load_history(history: History, step) -> dict:
         )
 
     began = time.perf_counter()
-    with psycopg.connect(stack.DATABASE_URL, autocommit=True) as db:
+    with BENCH.connect(autocommit=True) as db:
         db.execute("VACUUM ANALYZE")
         size = db.execute(
             "SELECT pg_total_relation_size('flakewatch_caseresult')"
@@ -570,7 +528,7 @@ def backfill(project: Project, timeout: float, step) -> dict:
         "seconds": time.perf_counter() - began,
         "mean_seconds": statistics.fmean(times),
         "median_seconds": statistics.median(times),
-        "p95_seconds": _percentile(ordered, 95),
+        "p95_seconds": percentile(ordered, 95),
         "max_seconds": ordered[-1],
         "mean_per_100": windows,
     }
@@ -817,37 +775,17 @@ def profile_upload(project: Project, history: History, commit: int) -> dict:
 
 
 def start_gunicorn(procs: Processes, port: int, workers: int) -> None:
-    log_path = LOG_DIR / "analytics-gunicorn.log"
-    proc = procs.start(
-        "gunicorn",
-        [
-            str(stack.VENV_BIN / "gunicorn"),
-            "flakewatch.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-        ],
-        log_path,
+    procs.add(
+        stack.start_gunicorn(
+            env=BENCH.env(),
+            log=LOG_DIR / "analytics-gunicorn.log",
+            port=port,
+            workers=workers,
+        )
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited early:\n{_log_tail(log_path)}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", f"/api/v1/projects/{SLUG}/tests")
-            status = conn.getresponse().status
-            conn.close()
-            if status == 401:  # up, and answering through Django
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"gunicorn not answering within 60 s:\n{_log_tail(log_path)}")
 
 
-def measure_api(port: int, token: str, step) -> dict:
+def measure_api(port: int, token: str, step, requests: int) -> dict:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Authorization": f"Bearer {token}"}
     figures = {}
@@ -856,7 +794,7 @@ def measure_api(port: int, token: str, step) -> dict:
             url = f"/api/v1/projects/{SLUG}/{path}"
             times = []
             body = b""
-            for n in range(API_WARMUP + API_REQUESTS):
+            for n in range(API_WARMUP + requests):
                 began = time.perf_counter()
                 conn.request("GET", url, headers=headers)
                 response = conn.getresponse()
@@ -871,8 +809,8 @@ def measure_api(port: int, token: str, step) -> dict:
             times.sort()
             answer = json.loads(body)
             figures[path] = {
-                "p50_ms": _percentile(times, 50),
-                "p95_ms": _percentile(times, 95),
+                "p50_ms": percentile(times, 50),
+                "p95_ms": percentile(times, 95),
                 "max_ms": times[-1],
                 "results": len(answer["results"]),
                 "has_next": answer["next"] is not None,
@@ -887,22 +825,7 @@ def measure_api(port: int, token: str, step) -> dict:
     return figures
 
 
-def _percentile(ordered: list[float], pct: float) -> float | None:
-    """Nearest-rank percentile of an ascending list."""
-    if not ordered:
-        return None
-    rank = max(1, -(-len(ordered) * pct // 100))
-    return ordered[int(rank) - 1]
-
-
 # --- report ----------------------------------------------------------------------
-
-
-def _loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def _mark(met: bool | None) -> str:
@@ -993,7 +916,7 @@ def print_report(result: dict) -> None:
         print(
             f"\nAPI latency: GET /api/v1/projects/{SLUG}/<url>, gunicorn "
             f"{cfg['gunicorn_workers']} workers, {API_WARMUP} warm-up then "
-            f"{API_REQUESTS} sequential requests each"
+            f"{cfg['api_requests']} sequential requests each"
         )
         print(f"  {'url':<34} {'p50':>8} {'p95':>8} {'max':>8} {'rows':>5}")
         for path, f in api.items():
@@ -1121,6 +1044,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=20260105)
     parser.add_argument("--gunicorn-workers", type=int, default=2)
     parser.add_argument(
+        "--api-requests", type=int, default=API_REQUESTS, help="timed GETs per URL"
+    )
+    parser.add_argument(
         "--backfill-timeout",
         type=float,
         default=7200.0,
@@ -1145,23 +1071,13 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def check_services() -> None:
-    for name, port in (("PostgreSQL", 5432),):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=3).close()
-        except OSError as exc:
-            raise SystemExit(
-                f"{name} is not reachable on 127.0.0.1:{port}: {exc}"
-            ) from None
-
-
 def _terminate(signum, frame):
     raise SystemExit(f"stopped by signal {signum}")
 
 
 def run_phases(args, result: dict, procs: Processes, step) -> None:
-    step(f"resetting database {stack.DB_NAME}")
-    stack.reset_database()
+    step(f"resetting database {BENCH.db_name}")
+    BENCH.reset_database()
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         result["environment"]["postgres"] = f"PostgreSQL {cursor.fetchone()[0]}"
@@ -1220,7 +1136,7 @@ def run_phases(args, result: dict, procs: Processes, step) -> None:
     step(f"starting gunicorn on :{port} ({args.gunicorn_workers} workers)")
     start_gunicorn(procs, port, args.gunicorn_workers)
     step("API latency")
-    result["api"] = measure_api(port, token, step)
+    result["api"] = measure_api(port, token, step, args.api_requests)
     procs.stop_all()
 
     step("full recompute (recompute_project: every upload again, one transaction)")
@@ -1246,7 +1162,7 @@ def run_phases(args, result: dict, procs: Processes, step) -> None:
 def main() -> None:
     args = parse_args()
     signal.signal(signal.SIGTERM, _terminate)
-    check_services()
+    stack.require_listening({"PostgreSQL": 5432})
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
 
@@ -1257,12 +1173,12 @@ def main() -> None:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": {
             **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "database": stack.DB_NAME,
+            "database": BENCH.db_name,
             "jobs": JOBS,
             "tests_per_job": TESTS_PER_JOB,
         },
         "environment": {
-            "loadavg_start": _loadavg(),
+            "loadavg_start": loadavg(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
         },
@@ -1272,14 +1188,14 @@ def main() -> None:
         run_phases(args, result, procs, step)
     except BaseException as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
-        result["environment"]["loadavg_end"] = _loadavg()
+        result["environment"]["loadavg_end"] = loadavg()
         args.json.write_text(json.dumps(result, indent=2, default=str))
         print(f"benchmark aborted; partial results in {args.json}", file=sys.stderr)
         raise
     finally:
         procs.stop_all()
         connection.close()
-    result["environment"]["loadavg_end"] = _loadavg()
+    result["environment"]["loadavg_end"] = loadavg()
     result["targets"] = evaluate_targets(result)
     result["elapsed_seconds"] = time.monotonic() - began
     args.json.write_text(json.dumps(result, indent=2, default=str))

@@ -1,8 +1,9 @@
 """Ingest benchmark: upload latency, worker time and memory, storage, load.
 
-    .venv/bin/python bench/ingest.py            # full run, about 25 minutes (most of it the load backlog draining)
-    .venv/bin/python bench/ingest.py --quick    # 2-3 minutes (20 s of load, at most 60 s of drain)
-    .venv/bin/python bench/ingest.py --help     # every knob
+    .venv/bin/python -m bench.ingest_speed          # full run, about 25 minutes (most of it the load backlog draining)
+    .venv/bin/python -m bench.ingest_speed --quick  # 2-3 minutes (20 s of load, at most 60 s of drain)
+    .venv/bin/python -m bench.ingest_speed --testcases 200 2000 --repeats 2 --no-load  # a smoke run
+    .venv/bin/python -m bench.ingest_speed --help   # every knob
 
 What it does, on the production stack (PostgreSQL + Redis + Celery + gunicorn):
 
@@ -55,14 +56,12 @@ Exit status: 0 when the run completed, whether or not targets were met.
 from __future__ import annotations
 
 import argparse
-import http.client
 import io
 import json
 import os
 import platform
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -71,18 +70,17 @@ import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-# The repository root goes first so ``bench`` imports as a package and nothing
-# mistakes this file for the ``ingest`` app.
-sys.path.insert(0, str(ROOT))
+import psycopg
 
-from bench import reports, stack  # noqa: E402
-from bench.stack import Processes, free_port  # noqa: E402
-from bench.stack import log_tail as _log_tail  # noqa: E402
+from bench import reports
+from bench.environment import LOG_DIR, VAR, Bench
+from support import stack
+from support.figures import loadavg, median, percentile
+from support.stack import Process, Processes, free_port, http_request
 
-LOG_DIR = stack.VAR / "bench"
-RESULTS_JSON = stack.VAR / "bench-ingest.json"
+BENCH = Bench.named("flakewatch_bench", "redis://127.0.0.1:6379/12")
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+RESULTS_JSON = VAR / "bench-ingest.json"
 SUCCEEDED = re.compile(
     r"Task ingest\.process_upload\[(?P<task>[0-9a-f-]+)\] succeeded in "
     r"(?P<seconds>[0-9.eE+-]+)s"
@@ -101,72 +99,21 @@ TARGET_BYTES_PER_ROW = 80.0
 # --- processes ---------------------------------------------------------------
 
 
-def start_worker(procs: Processes, concurrency: int, log_path: Path):
-    proc = procs.start(
-        f"celery worker (concurrency {concurrency})",
-        [
-            str(stack.VENV_BIN / "celery"),
-            "-A",
-            "flakewatch",
-            "worker",
-            "-Q",
-            "ingest,celery",
-            "--loglevel=INFO",
-            f"--concurrency={concurrency}",
-            "-n",
-            f"bench{concurrency}-{os.getpid()}@%h",
-        ],
-        log_path,
+def start_worker(procs: Processes, concurrency: int, log_path: Path) -> Process:
+    return procs.add(
+        stack.start_worker(
+            env=BENCH.env(),
+            log=log_path,
+            concurrency=concurrency,
+            name=f"bench{concurrency}-{os.getpid()}@%h",
+        )
     )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker exited early:\n{_log_tail(log_path)}")
-        if " ready." in log_path.read_text(errors="replace") and (
-            len(worker_children(proc.pid)) >= concurrency
-        ):
-            return proc
-        time.sleep(0.2)
-    raise RuntimeError(f"worker not ready within 90 s:\n{_log_tail(log_path)}")
 
 
 def start_gunicorn(procs: Processes, port: int, workers: int, log_path: Path):
-    proc = procs.start(
-        "gunicorn",
-        [
-            str(stack.VENV_BIN / "gunicorn"),
-            "flakewatch.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-        ],
-        log_path,
+    return procs.add(
+        stack.start_gunicorn(env=BENCH.env(), log=log_path, port=port, workers=workers)
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited early:\n{_log_tail(log_path)}")
-        try:
-            status, _ = http_request(port, "GET", "/api/v1/uploads/0", timeout=2)
-            if status == 401:  # up, and answering through Django
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"gunicorn not answering within 60 s:\n{_log_tail(log_path)}")
-
-
-def worker_children(pid: int) -> list[int]:
-    """The pool processes of a Celery worker (its direct children)."""
-    children: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            text = (task / "children").read_text()
-            children.extend(int(c) for c in text.split())
-    except OSError:
-        pass
-    return sorted(set(children))
 
 
 def reset_peak_rss(pids: list[int]) -> bool:
@@ -193,24 +140,6 @@ def memory_kb(pid: int) -> dict[str, int]:
 
 
 # --- HTTP ----------------------------------------------------------------------
-
-
-def http_request(
-    port: int,
-    method: str,
-    path: str,
-    *,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-    timeout: float = 120.0,
-) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 def post_report(port: int, token: str, fields: dict[str, str], content: bytes):
@@ -247,7 +176,7 @@ class SingleUploads:
         self.timeout = timeout
 
     def run(self, label: str, content: bytes, build: str) -> dict:
-        children = worker_children(self.worker.pid)
+        children = stack.pool_children(self.worker.pid)
         reset_ok = reset_peak_rss(children)
         rss_before = max((memory_kb(c).get("VmRSS", 0) for c in children), default=0)
         log_offset = self.worker_log.stat().st_size
@@ -463,16 +392,16 @@ def upload_status_counts(db, project_slug: str) -> dict[str, int]:
 
 
 def run_load(args, procs: Processes, port: int, db) -> dict:
-    token = stack.create_project("bench-load")
+    token = BENCH.create_project("bench-load")
     report_path = LOG_DIR / "load-report.xml"
     report = reports.junit_report(args.load_testcases, seed=3, package="tests_load")
     report_path.write_bytes(report)
     stats_path = LOG_DIR / "locust-stats.json"
     stats_path.unlink(missing_ok=True)
     argv = [
-        str(stack.VENV_BIN / "locust"),
+        str(stack.BIN / "locust"),
         "-f",
-        str(BENCH / "locustfile.py"),
+        str(LOCUSTFILE),
         "--headless",
         "-u",
         str(args.load_users),
@@ -489,18 +418,16 @@ def run_load(args, procs: Processes, port: int, db) -> dict:
         "WARNING",
     ]
     log_path = LOG_DIR / "locust.log"
-    proc = procs.start(
-        "locust",
-        argv,
-        log_path,
+    env = BENCH.env(
         BENCH_TOKEN=token,
         BENCH_REPORT=str(report_path),
         BENCH_PACING=str(args.load_pacing),
         BENCH_RUN=uuid.uuid4().hex[:8],
         BENCH_STATS=str(stats_path),
     )
+    proc = procs.add(Process(argv, env=env, log=log_path, name="locust"))
     try:
-        proc.wait(timeout=args.load_seconds + 90)
+        proc.popen.wait(timeout=args.load_seconds + 90)
     except subprocess.TimeoutExpired:
         print("warning: locust overran its time; stopping it", file=sys.stderr)
     procs.stop(proc)
@@ -508,9 +435,7 @@ def run_load(args, procs: Processes, port: int, db) -> dict:
     try:
         stats = json.loads(stats_path.read_text())
     except (OSError, ValueError):
-        raise RuntimeError(
-            f"locust wrote no statistics:\n{_log_tail(log_path)}"
-        ) from None
+        raise RuntimeError(f"locust wrote no statistics:\n{proc.tail()}") from None
     latencies = stats["latencies_ms"]
     span = stats["last_end"] - stats["first_start"] if stats["requests"] else None
 
@@ -556,8 +481,8 @@ def run_load(args, procs: Processes, port: int, db) -> dict:
         "errors": stats["errors"],
         "error_samples": stats["error_samples"],
         "rps": stats["requests"] / span if span else None,
-        "p50_ms": _percentile(latencies, 50),
-        "p99_ms": _percentile(latencies, 99),
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
         "max_ms": latencies[-1] if latencies else None,
         "uploads_total": sum(counts.values()),
         "uploads_by_status": counts,
@@ -589,14 +514,6 @@ def _pending(counts: dict[str, int]) -> int:
     return sum(counts.get(stage, 0) for stage in ("queued", "processing", "analysing"))
 
 
-def _percentile(ordered: list[float], pct: float) -> float | None:
-    """Nearest-rank percentile of an ascending list."""
-    if not ordered:
-        return None
-    rank = max(1, -(-len(ordered) * pct // 100))  # ceil
-    return ordered[int(rank) - 1]
-
-
 def worker_task_seconds(log_path: Path) -> list[float]:
     return [
         float(m.group("seconds"))
@@ -609,11 +526,6 @@ def worker_task_seconds(log_path: Path) -> list[float]:
 
 def _fmt(value, spec: str = ".2f", unit: str = "") -> str:
     return "n/a" if value is None else f"{value:{spec}}{unit}"
-
-
-def _median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
 
 
 def floor_ratios(runs: list[dict], floor: dict) -> dict:
@@ -637,7 +549,7 @@ def summarize_runs(runs: list[dict]) -> dict:
     return {
         "first": first,
         "repeat_median": {
-            key: _median([r[key] for r in repeats])
+            key: median([r[key] for r in repeats])
             for key in (
                 "accept_seconds",
                 "task_seconds",
@@ -706,7 +618,8 @@ def print_report(result: dict) -> None:
 
     floor = result["floor"]
     print(
-        f"\nFloor (100k report, best of {len(floor['runs'])}): ElementTree.iterparse "
+        f"\nFloor ({result['large_report']} report, best of {len(floor['runs'])}): "
+        "ElementTree.iterparse "
         f"{floor['parse_seconds']:.3f}s + COPY/commit {floor['copy_seconds']:.3f}s "
         f"= {floor['seconds']:.3f}s ({floor['rows'] / floor['seconds']:,.0f} rows/s;"
         f" median {floor['median_seconds']:.3f}s)"
@@ -803,12 +716,14 @@ def evaluate_targets(result: dict) -> list[dict]:
     # upload of a new suite also creates its 100,000 test identities (once
     # per project); its ratio is printed beside it.
     repeat = ratios.get("repeat")
-    big = result["single_uploads"].get("100k", [])
+    large = result["large_report"]
+    big = result["single_uploads"].get(large, [])
     repeat_times = [r["task_seconds"] for r in big[1:] if r["task_seconds"]]
-    exec_rate = (100_000 / max(repeat_times)) if repeat_times else None
+    testcases = result["reports"][large]["testcases"]
+    exec_rate = (testcases / max(repeat_times)) if repeat_times else None
     targets.append(
         {
-            "name": f"worker ingest ≤ {TARGET_FLOOR_RATIO:g}× floor on the 100k report",
+            "name": f"worker ingest ≤ {TARGET_FLOOR_RATIO:g}× floor on the {large} report",
             "met": None if repeat is None else repeat <= TARGET_FLOOR_RATIO,
             "measured": (
                 f"repeat {_fmt(repeat, '.2f', '×')} best over best, "
@@ -819,10 +734,10 @@ def evaluate_targets(result: dict) -> list[dict]:
             "value": repeat,
         }
     )
-    peak = result["summary"].get("100k", {}).get("peak_rss_mb_max")
+    peak = result["summary"].get(large, {}).get("peak_rss_mb_max")
     targets.append(
         {
-            "name": f"peak worker RSS < {TARGET_PEAK_RSS_MB:g} MB on the 100k report",
+            "name": f"peak worker RSS < {TARGET_PEAK_RSS_MB:g} MB on the {large} report",
             "met": None if peak is None else peak < TARGET_PEAK_RSS_MB,
             "measured": f"{_fmt(peak, '.0f', ' MB')} (VmHWM of the pool child)",
             "value": peak,
@@ -881,6 +796,14 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="short run: 2 uploads per report, 1 floor run, 20 s of load",
     )
+    parser.add_argument(
+        "--testcases",
+        type=int,
+        nargs=2,
+        default=[10_000, 100_000],
+        metavar=("SMALL", "LARGE"),
+        help="testcases in the two single-upload reports; the floor uses LARGE",
+    )
     parser.add_argument("--repeats", type=int, default=4, help="uploads per report")
     parser.add_argument("--floor-runs", type=int, default=3)
     parser.add_argument("--gunicorn-workers", type=int, default=4)
@@ -918,21 +841,8 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def check_services() -> None:
-    for name, port in (("PostgreSQL", 5432), ("Redis", 6379)):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=3).close()
-        except OSError as exc:
-            raise SystemExit(
-                f"{name} is not reachable on 127.0.0.1:{port}: {exc}"
-            ) from None
-
-
-def _loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
+def _label(testcases: int) -> str:
+    return f"{testcases // 1000}k" if testcases % 1000 == 0 else str(testcases)
 
 
 def _terminate(signum, frame):
@@ -941,25 +851,25 @@ def _terminate(signum, frame):
 
 def run_phases(args, result: dict, procs: Processes, step) -> None:
     """Everything measured, in order; fills ``result`` as it goes."""
-    import psycopg
-
     step("generating reports")
+    small, large = args.testcases
     sizes = {
-        "10k": reports.junit_report(10_000, seed=2, package="tests_small"),
-        "100k": reports.junit_report(100_000, seed=1, package="tests"),
+        _label(small): reports.junit_report(small, seed=2, package="tests_small"),
+        _label(large): reports.junit_report(large, seed=1, package="tests"),
     }
+    result["large_report"] = _label(large)
     warmup = reports.junit_report(50, seed=9, package="tests_warmup")
     result["reports"] = {
-        name: {"testcases": int(name.removesuffix("k")) * 1000, "bytes": len(data)}
-        for name, data in sizes.items()
+        name: {"testcases": count, "bytes": len(data)}
+        for (name, data), count in zip(sizes.items(), (small, large), strict=True)
     }
 
-    step(f"resetting database {stack.DB_NAME} and Redis {stack.BROKER_URL}")
-    stack.reset_database()
-    stack.reset_redis()
-    token = stack.create_project("bench")
+    step(f"resetting database {BENCH.db_name} and Redis {BENCH.broker_url}")
+    BENCH.reset_database()
+    BENCH.reset_redis()
+    token = BENCH.create_project("bench")
 
-    with psycopg.connect(stack.DATABASE_URL) as db:
+    with psycopg.connect(BENCH.database_url) as db:
         version = db.execute("SHOW server_version").fetchone()[0]
         db.commit()
         result["environment"]["postgres"] = f"PostgreSQL {version}"
@@ -993,9 +903,9 @@ def run_phases(args, result: dict, procs: Processes, step) -> None:
         result["storage"]["after single uploads"] = storage_figures(db)
 
         step(f"floor: iterparse + COPY, {args.floor_runs} run(s)")
-        result["floor"] = measure_floor(sizes["100k"], db, args.floor_runs)
+        result["floor"] = measure_floor(sizes[_label(large)], db, args.floor_runs)
         result["ratios"] = floor_ratios(
-            result["single_uploads"]["100k"], result["floor"]
+            result["single_uploads"][_label(large)], result["floor"]
         )
 
         if args.no_load:
@@ -1009,7 +919,7 @@ def run_phases(args, result: dict, procs: Processes, step) -> None:
         start_worker(procs, args.load_concurrency, load_log)
         load = run_load(args, procs, port, db)
         tasks = worker_task_seconds(load_log)
-        load["task_p50_seconds"] = _median(tasks)
+        load["task_p50_seconds"] = median(tasks)
         load["task_max_seconds"] = max(tasks, default=None)
         result["load"] = load
         step(
@@ -1023,7 +933,7 @@ def run_phases(args, result: dict, procs: Processes, step) -> None:
 def main() -> None:
     args = parse_args()
     signal.signal(signal.SIGTERM, _terminate)
-    check_services()
+    stack.require_listening({"PostgreSQL": 5432, "Redis": 6379})
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
 
@@ -1034,11 +944,11 @@ def main() -> None:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": {
             **vars(args),
-            "database": stack.DB_NAME,
-            "broker": stack.BROKER_URL,
+            "database": BENCH.db_name,
+            "broker": BENCH.broker_url,
         },
         "environment": {
-            "loadavg_start": _loadavg(),
+            "loadavg_start": loadavg(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
         },
@@ -1056,12 +966,12 @@ def main() -> None:
     finally:
         procs.stop_all()
         try:  # tasks of a backlog that did not drain: no worker will want them
-            stack.reset_redis()
+            BENCH.reset_redis()
         except Exception as exc:
             print(
-                f"warning: could not flush {stack.BROKER_URL}: {exc}", file=sys.stderr
+                f"warning: could not flush {BENCH.broker_url}: {exc}", file=sys.stderr
             )
-        result["environment"]["loadavg_end"] = _loadavg()
+        result["environment"]["loadavg_end"] = loadavg()
 
     result["targets"] = evaluate_targets(result)
     result["elapsed_seconds"] = time.monotonic() - began
