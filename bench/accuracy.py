@@ -19,7 +19,7 @@ What it does, on the production stack (PostgreSQL + Redis + Celery + gunicorn):
    someone else mid-run); it waits 10 minutes, not the default 2, so that
    the backlog of a fast feed is not re-sent over and over.
 3. POSTs every upload in history order (raw XML body, fields as query
-   parameters) and waits, bounded, until every upload is processed.
+   parameters) and waits, bounded, until every upload is processed and analysed.
 4. Reads every verdict through ``GET /api/v1/projects/<slug>/tests`` and
    scores it against the truth: flaky precision and recall, broken and
    branch-broken tests called flaky, fixed tests reported fixed,
@@ -95,10 +95,13 @@ def post_uploads(port: int, token: str, uploads) -> float:
 
 
 def upload_counts(db) -> dict[str, int]:
+    """Count uploads by stage; done but not yet analysed counts as 'analysing'."""
     rows = db.execute(
-        "SELECT u.status, count(*) FROM flakewatch_upload u "
-        "JOIN flakewatch_project p ON p.id = u.project_id WHERE p.slug = %s "
-        "GROUP BY u.status",
+        "SELECT CASE WHEN u.status = 'done' AND u.analyzed_at IS NULL"
+        " THEN 'analysing' ELSE u.status END AS stage, count(*)"
+        " FROM flakewatch_upload u"
+        " JOIN flakewatch_project p ON p.id = u.project_id WHERE p.slug = %s"
+        " GROUP BY stage",
         (SLUG,),
     ).fetchall()
     return dict(rows)
@@ -109,7 +112,8 @@ def wait_until_processed(db, expected: int, timeout: float) -> dict[str, int]:
     last_report = 0.0
     while True:
         counts = upload_counts(db)
-        pending = counts.get("queued", 0) + counts.get("processing", 0)
+        # Verdicts are read once every upload is stored and analysed.
+        pending = sum(counts.get(s, 0) for s in ("queued", "processing", "analysing"))
         if sum(counts.values()) >= expected and not pending:
             return counts
         if time.monotonic() > deadline:
