@@ -107,7 +107,7 @@ from django.db import connection  # noqa: E402
 from django.db.models import Count  # noqa: E402
 from django.db.models.functions import Coalesce  # noqa: E402
 
-from flakewatch.analytics import update  # noqa: E402
+from flakewatch import analysis as update  # noqa: E402
 from flakewatch.analytics.signatures import failure_signature  # noqa: E402
 from flakewatch.models import CaseState, Project, Upload  # noqa: E402
 from flakewatch.outcomes import Outcome  # noqa: E402
