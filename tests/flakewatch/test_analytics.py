@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from django.core.management import call_command
 
 from flakewatch import analysis, states
+from flakewatch.analytics import durations
 from flakewatch.models import CaseResult, CaseState, DailyCaseStat, SuiteState, Upload
 from ingest import services
 
@@ -360,3 +361,31 @@ def test_analysis_locks_only_its_upload_row(project):
         analysis.analyze_upload(upload.pk)
     locking = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
     assert locking and all('FOR UPDATE OF "flakewatch_upload"' in q for q in locking)
+
+
+def test_uploads_are_analysed_in_the_order_their_tests_ran(project):
+    # The later run's report arrives first: its started_at, not its arrival,
+    # places it.
+    later = ingest(project, 2, {"test_t": "pass"}, times={"test_t": 0.2}, analyze=False)
+    earlier = ingest(
+        project, 1, {"test_t": "pass"}, times={"test_t": 0.1}, analyze=False
+    )
+    assert later.received_at < earlier.received_at
+    assert earlier.run_at == earlier.started_at < later.started_at == later.run_at
+    analysis.analyze_upload(later.pk)  # takes the waiting one along
+    series = state("test_t").recent_durations
+    assert series[durations.HEADER :: 2] == [earlier.pk, later.pk]
+    assert state("test_t").last_run_at == later.started_at
+    call_command("recompute", "--project", project.slug)
+    assert state("test_t").recent_durations == series
+
+
+def test_an_upload_without_a_start_time_runs_when_it_arrived(project):
+    meta = services.UploadMetadata(commit_sha="c1", branch="main", build="1", job="u")
+    received = services.receive_file(
+        "j.xml", [report({"test_a": "pass"})], budget=10**6
+    )
+    upload, _ = services.accept_upload(project=project, meta=meta, files=[received])
+    upload.refresh_from_db()
+    assert upload.started_at is None
+    assert upload.run_at == upload.received_at
