@@ -50,7 +50,8 @@ def _state_row_class() -> type:
     return make_dataclass("StateRow", spec, slots=True)
 
 
-StateRow = _state_row_class()
+# Built at import, so its fields are known only at run time: typed Any.
+StateRow: Any = _state_row_class()
 STATE_COLUMNS = db.columns(CaseState)
 # Kept on an existing row: the key, and an accepted quarantine.
 KEPT = ("case_id", "project_id", "quarantined")
