@@ -82,10 +82,9 @@ from xml.sax.saxutils import quoteattr
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count
-from django.db.models.functions import Coalesce
 
 from bench.environment import LOG_DIR, VAR, Bench
-from flakewatch.analytics import update
+from flakewatch import analysis
 from flakewatch.analytics.signatures import failure_signature
 from flakewatch.models import CaseState, Project, Upload
 from flakewatch.outcomes import Outcome
@@ -493,15 +492,14 @@ def backfill(project: Project, timeout: float, step) -> dict:
         Upload.objects.filter(
             project=project, status=Upload.Status.DONE, analyzed_at__isnull=True
         )
-        .annotate(ran=Coalesce("started_at", "received_at"))
-        .order_by("ran", "pk")
+        .order_by("run_at", "pk")
         .values_list("pk", flat=True)
     )
     began = time.perf_counter()
     times = []
     for number, upload_id in enumerate(ids, 1):
         t0 = time.perf_counter()
-        update.analyze_upload(upload_id)
+        analysis.analyze_upload(upload_id)
         times.append(time.perf_counter() - t0)
         if number % 50 == 0 or number == len(ids):
             elapsed = time.perf_counter() - began
@@ -588,7 +586,7 @@ def run_recompute(project: Project, executions: int, budget: float, step) -> dic
 
     result: dict = {"uploads": total}
     try:
-        replayed = update.recompute_project(project, progress=progress)
+        replayed = analysis.recompute_project(project, progress=progress)
     except BudgetExceeded:
         elapsed = time.perf_counter() - began
         result.update(
@@ -713,7 +711,7 @@ def incremental_upload(project: Project, history: History, commit: int) -> dict:
     t1 = time.perf_counter()
     services.process_upload(upload.pk)
     t2 = time.perf_counter()
-    update.analyze_upload(upload.pk)
+    analysis.analyze_upload(upload.pk)
     t3 = time.perf_counter()
     upload.refresh_from_db()
     if upload.status != Upload.Status.DONE or upload.analyzed_at is None:
@@ -751,7 +749,7 @@ def profile_upload(project: Project, history: History, commit: int) -> dict:
     profiler = cProfile.Profile()
     began = time.perf_counter()
     profiler.enable()
-    update.analyze_upload(upload.pk)
+    analysis.analyze_upload(upload.pk)
     profiler.disable()
     seconds = time.perf_counter() - began
     out = io.StringIO()

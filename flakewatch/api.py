@@ -32,8 +32,8 @@ from rest_framework.utils.urls import replace_query_param
 
 from flakewatch import queries
 from flakewatch.api_auth import MISSING_TOKEN
-from flakewatch.models import Project, Status
-from flakewatch.outcomes import Outcome
+from flakewatch.models import Project
+from flakewatch.outcomes import VERDICTS, Outcome
 
 # Far beyond any project (50 million tests), and it keeps OFFSET in range.
 MAX_PAGE = 1_000_000
@@ -97,7 +97,7 @@ class CaseSerializer(serializers.Serializer):
         help_text="The owning team's slug. Always null: tests have no owners yet.",
     )
     status = serializers.ChoiceField(
-        choices=Status.values,
+        choices=VERDICTS,
         help_text="The verdict; 'new' until the analytics has judged the test.",
     )
     flake_score = serializers.FloatField(help_text="Higher is flakier; 0 if none.")
@@ -180,7 +180,7 @@ class SuitePageSerializer(serializers.Serializer):
 
 class TestsByStatusSerializer(serializers.Serializer):
     def get_fields(self) -> dict[str, serializers.Field]:
-        return {status: serializers.IntegerField() for status in Status.values}
+        return {status: serializers.IntegerField() for status in VERDICTS}
 
 
 class ProjectSummarySerializer(serializers.Serializer):
@@ -266,7 +266,7 @@ def project_summary(request: Request, slug: str) -> Response:
     parameters=[
         SLUG,
         OpenApiParameter(
-            "status", enum=Status.values, description="Only tests with this verdict."
+            "status", enum=VERDICTS, description="Only tests with this verdict."
         ),
         OpenApiParameter(
             "team",
@@ -288,7 +288,7 @@ def project_summary(request: Request, slug: str) -> Response:
 def case_list(request: Request, slug: str) -> Response:
     """List a project's tests, highest flake score first (then by id)."""
     project = _project(request, slug)
-    status = _choice(request, "status", Status.values)
+    status = _choice(request, "status", VERDICTS)
     number = _page(request)
     page = queries.case_list(
         project,

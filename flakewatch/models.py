@@ -18,10 +18,12 @@ it (migration 0008).
 
 from django.db import models
 from django.db.models import CompositePrimaryKey
+from django.db.models.functions import Coalesce
 
-from flakewatch.outcomes import Outcome
+from flakewatch.outcomes import Outcome, Status
 
 OUTCOME_CHOICES = [(o.value, o.name.lower()) for o in Outcome]
+VERDICT_CHOICES = [(s.value, s.value) for s in Status]
 
 
 class RealField(models.FloatField):
@@ -87,6 +89,14 @@ class Upload(models.Model):
     build_url = models.URLField(max_length=1000, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
+    # When the tests ran: the CI's start time, else arrival. The run order
+    # of every analysis; computed by the database from the row as it is
+    # stored (so every writer, COPY included, gets it right), never null.
+    run_at = models.GeneratedField(
+        expression=Coalesce("started_at", "received_at"),
+        output_field=models.DateTimeField(),
+        db_persist=True,
+    )
     # sha256 over (build, job, attempt, sorted file content hashes): the same
     # reports from the same job attempt are one upload, however often posted.
     idempotency_key = models.CharField(max_length=64)
@@ -114,14 +124,21 @@ class Upload(models.Model):
             ),
         ]
         indexes = [
-            # A commit's runs (analytics: same-commit pass/fail evidence).
+            # A commit's runs: evidence._earlier_passes (same-commit passes),
+            # and queries.project_summary finds a project's uploads by it.
             models.Index(
                 fields=["project", "commit_sha"], name="upload_project_commit_idx"
             ),
-            # Branch history in time order (analytics: default-branch sequence).
+            # A job's default-branch runs in run order: evidence.job_positions
+            # (the window's range, and the last run before it per job).
             models.Index(
-                fields=["project", "branch", "received_at"],
-                name="upload_branch_time_idx",
+                fields=["project", "branch", "job", "run_at"],
+                name="upload_run_order_idx",
+            ),
+            # A build's earlier attempts of a job: evidence.update_upload_totals.
+            models.Index(
+                fields=["project", "build", "job", "attempt"],
+                name="upload_build_job_idx",
             ),
             # ingest.services.requeue_stale_uploads scans only unfinished uploads.
             models.Index(
@@ -133,6 +150,12 @@ class Upload(models.Model):
             models.Index(
                 fields=["status_changed_at"],
                 name="upload_unanalyzed_idx",
+                condition=models.Q(status="done", analyzed_at__isnull=True),
+            ),
+            # The same uploads in run order: analysis._waiting_batch.
+            models.Index(
+                fields=["project", "run_at", "id"],
+                name="upload_waiting_idx",
                 condition=models.Q(status="done", analyzed_at__isnull=True),
             ),
         ]
@@ -245,15 +268,6 @@ class CaseResult(models.Model):
         return f"case {self.case_id} upload {self.upload_id} #{self.retry_index}"
 
 
-class Status(models.TextChoices):
-    NEW = "new", "new"
-    HEALTHY = "healthy", "healthy"
-    FLAKY = "flaky", "flaky"
-    BROKEN = "broken", "broken"
-    FIXED = "fixed", "fixed"
-    QUARANTINED = "quarantined", "quarantined"
-
-
 class DailyCaseStat(models.Model):
     """Per test per day (UTC, by upload time): runs, failures and time spent.
 
@@ -270,7 +284,7 @@ class DailyCaseStat(models.Model):
 
     class Meta:
         constraints = [
-            # Also the index of "a test's days", read by analytics.update.
+            # Also the conflict target of daily_stats.save_daily_stats.
             models.UniqueConstraint(fields=["case", "day"], name="dailycasestat_uniq"),
         ]
 
@@ -300,19 +314,24 @@ class CommitFailure(models.Model):
         Upload, on_delete=models.CASCADE, db_constraint=False, db_index=False
     )
     message = models.ForeignKey(
-        FailureMessage, null=True, on_delete=models.SET_NULL, db_constraint=False,
+        FailureMessage,
+        null=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
         db_index=False,
-    )  # fmt: skip
+    )
 
     class Meta:
         constraints = [
-            # "This test's failures", in commit order, for its verdict.
+            # "This test's failures" for its verdict: evidence.cells_by_case,
+            # and the conflict target of evidence.record_failures.
             models.UniqueConstraint(
                 fields=["case", "commit_sha", "job"], name="commitfailure_uniq"
             ),
         ]
         indexes = [
-            # Passing tests of an upload whose commit and job already failed.
+            # A commit and job's failure rows: evidence.record_failures and
+            # evidence.update_upload_totals.
             models.Index(
                 fields=["project", "commit_sha", "job"], name="commitfailure_commit_idx"
             ),
@@ -329,7 +348,9 @@ class CaseState(models.Model):
         Case, primary_key=True, on_delete=models.CASCADE, related_name="state"
     )
     project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.NEW)
+    status = models.CharField(
+        max_length=12, choices=VERDICT_CHOICES, default=Status.NEW.value
+    )
     quarantined = models.BooleanField(default=False)  # an accepted quarantine
     flake_score = models.FloatField(default=0)
     flake_rate = models.FloatField(default=0)

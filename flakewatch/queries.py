@@ -16,16 +16,8 @@ from typing import Any, Generic, TypeVar
 from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, NullIf
 
-from flakewatch.models import (
-    Case,
-    CaseResult,
-    CaseState,
-    Project,
-    Status,
-    SuiteState,
-    Upload,
-)
-from flakewatch.outcomes import Outcome
+from flakewatch.models import Case, CaseResult, CaseState, Project, SuiteState, Upload
+from flakewatch.outcomes import VERDICTS, Outcome, Status
 
 PAGE_SIZE = 50
 HISTORY_LENGTH = 50
@@ -270,7 +262,7 @@ def _history(case_id: int) -> list[Execution]:
             build=F("upload__build"),
             job=F("upload__job"),
             attempt=F("upload__attempt"),
-            ran_at=Coalesce("upload__started_at", "upload__received_at"),
+            ran_at=F("upload__run_at"),
             message_text=F("message__message"),
         )[:HISTORY_LENGTH]
     )
@@ -347,7 +339,7 @@ def project_summary(project: Project) -> ProjectSummary:
         .annotate(n=Count("pk"))
         .order_by()
     )
-    by_status = {value: judged.get(value, 0) for value in Status.values}
+    by_status = {value: judged.get(value, 0) for value in VERDICTS}
     by_status[Status.NEW] += tests - sum(judged.values())  # no verdict yet
     # Reads the project's upload rows (upload_project_commit_idx finds them):
     # one row per CI job, small next to the results.

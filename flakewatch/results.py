@@ -14,6 +14,8 @@ from operator import itemgetter
 
 from django.db import connection
 
+from flakewatch import db
+from flakewatch.analytics.runs import StoredExecution
 from flakewatch.models import Case, CaseResult, FailureMessage, Upload
 
 ORM_BATCH = 500
@@ -37,13 +39,10 @@ def message_digest(kind: str, message: str, detail: str) -> bytes:
     return hashlib.blake2b(key, digest_size=16).digest()
 
 
-# An execution as stored, what the analytics read:
-# (case_id, retry_index, outcome, duration_ms, message_id or None).
-StoredExecution = tuple[int, int, int, "float | None", "int | None"]
-
-
-RESULT_COLUMNS = "case_id, upload_id, retry_index, outcome, duration_ms, message_id"
-RESULT_TYPES = ["int4", "int4", "int2", "int2", "float4", "int4"]
+# Every CaseResult column, in the order of the rows store_results writes:
+# (case_id, upload_id, retry_index, outcome, duration_ms, message_id).
+RESULT_NAMES = db.columns(CaseResult)
+RESULT_COLUMNS = ", ".join(RESULT_NAMES)
 
 
 def store_results(
@@ -63,11 +62,11 @@ def store_results(
     """
     if not executions:
         return
-    if connection.vendor != "postgresql":
+    if not db.is_postgresql():
         _store_by_orm(upload, cases, messages, executions, now)
         return
     case_ids = _ensure_rows(
-        "flakewatch_case",
+        Case,
         "identity_hash",
         ["suite", "classname", "name", "file"],
         {"first_seen_at": now},
@@ -76,7 +75,7 @@ def store_results(
     )
     message_ids = (
         _ensure_rows(
-            "flakewatch_failuremessage",
+            FailureMessage,
             "digest",
             ["kind", "message", "detail", "signature"],
             {},
@@ -88,27 +87,25 @@ def store_results(
     )
     upload_id = upload.pk
     message_id = message_ids.get
+    # Tuples in RESULT_NAMES order.
     rows = [
         (
-            case_ids[identity], upload_id, retry, outcome, duration_ms,
+            case_ids[identity],
+            upload_id,
+            retry,
+            outcome,
+            duration_ms,
             message_id(digest) if digest else None,
         )
         for identity, retry, outcome, duration_ms, digest in executions
-    ]  # fmt: skip
+    ]
     # In case order, so the inserts walk caseresult_case_idx once from end to
     # end rather than touching its leaves at random (test order varies from
     # run to run). 5 ms for 100,000 rows already in order, 40 ms shuffled.
     rows.sort(key=itemgetter(0))
-    with connection.cursor() as cursor:
-        # Straight into the table, as binary: no staging, no join. CaseResult
-        # has no foreign keys, so nothing fires per row.
-        with cursor.copy(
-            f"COPY flakewatch_caseresult ({RESULT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(RESULT_TYPES)
-            write_row = copy.write_row
-            for row in rows:
-                write_row(row)
+    # Straight into the table, as binary: no staging, no join. CaseResult
+    # has no foreign keys, so nothing fires per row.
+    db.copy_rows(CaseResult, RESULT_NAMES, rows, binary=True)
 
 
 def _lookup(cursor, table: str, key: str, project_id: int, keys: list[bytes]):
@@ -132,7 +129,7 @@ def _lookup(cursor, table: str, key: str, project_id: int, keys: list[bytes]):
 
 
 def _ensure_rows(
-    table: str,
+    model: type[Case | FailureMessage],
     key: str,
     text_columns: list[str],
     constants: dict,
@@ -147,26 +144,20 @@ def _ensure_rows(
     """
     if not wanted:
         return {}
+    table = db.table(model)
     ids: dict[bytes, int] = {}
     with connection.cursor() as cursor:
         ids.update(_lookup(cursor, table, key, project_id, list(wanted)))
-        if len(ids) == len(wanted):
-            return ids
-        missing = [k for k in wanted if k not in ids]
-        stage = f"fw_stage_{table}"
-        staged = ", ".join([key, *text_columns])
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS"
-            f" SELECT {staged} FROM {table} WITH NO DATA"
-        )
-        cursor.execute(f"TRUNCATE {stage}")
-        with cursor.copy(f"COPY {stage} ({staged}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["bytea", *["text"] * len(text_columns)])
-            write_row = copy.write_row
-            for k in missing:
-                write_row((k, *wanted[k]))
-        columns = ", ".join(["project_id", staged, *constants])
-        values = ", ".join(["%s", staged, *["%s"] * len(constants)])
+    if len(ids) == len(wanted):
+        return ids
+    missing = [k for k in wanted if k not in ids]
+    staged = [key, *text_columns]
+    stage = db.copy_to_stage(
+        model, staged, ((k, *wanted[k]) for k in missing), binary=True
+    )
+    columns = ", ".join(["project_id", *staged, *constants])
+    values = ", ".join(["%s", *staged, *["%s"] * len(constants)])
+    with connection.cursor() as cursor:
         # Conflicts are other uploads inserting the same new tests meanwhile.
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {values} FROM {stage}"
@@ -254,7 +245,7 @@ def stored_executions(upload_id: int) -> list[StoredExecution]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT case_id, retry_index, outcome, duration_ms, message_id"
-            " FROM flakewatch_caseresult WHERE upload_id = %s"
+            f" FROM {db.table(CaseResult)} WHERE upload_id = %s"
             " ORDER BY case_id, retry_index",
             [upload_id],
         )

@@ -1,4 +1,4 @@
-"""Celery tasks of the core: thin wrappers over the analytics.
+"""Celery tasks of the core: thin wrappers over the analysis.
 
 Task names are wire format: never rename one without leaving an alias.
 """
@@ -6,7 +6,7 @@ Task names are wire format: never rename one without leaving an alias.
 from celery import shared_task
 from django.db import OperationalError
 
-from flakewatch.analytics import update
+from flakewatch import analysis
 
 
 # Only transient database errors retry; the function is idempotent. Lowest
@@ -20,4 +20,4 @@ from flakewatch.analytics import update
     max_retries=5,
 )
 def analyze_upload_task(upload_id: int) -> None:
-    update.analyze_upload(upload_id)
+    analysis.analyze_upload(upload_id)

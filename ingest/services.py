@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from flakewatch import results
+from flakewatch import db, results
 from flakewatch.analytics.signatures import failure_signature
 from flakewatch.models import Project, Upload, UploadFile
 from ingest.parsing import ParsedReport, ReportError, collector_paused, parse_report
@@ -431,7 +431,7 @@ def requeue_stale_uploads() -> int:
     died). Returns how many tasks were sent. PostgreSQL only: the embedded
     default runs tasks inline and has no worker to lose.
     """
-    if connection.vendor != "postgresql":
+    if not db.is_postgresql():
         return 0
     cutoff = timezone.now() - timedelta(
         seconds=settings.FLAKEWATCH_REQUEUE_AFTER_SECONDS

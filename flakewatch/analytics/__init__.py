@@ -1,1 +1,5 @@
-"""Verdicts on tests from their history: pure maths here, database work in update.py."""
+"""Verdicts on tests from their history: pure maths, no database.
+
+``flakewatch.analysis`` reads the history and writes the results; the
+modules here only compute (runs, verdicts, durations, scoring, signatures).
+"""

@@ -1,6 +1,6 @@
 """The verdict on one test from its failures and the commits it ran on.
 
-Evidence of flakiness, strongest first (issue #3, flakiness-science.md §7.5):
+Evidence of flakiness, strongest first (README, "How verdicts are made"):
 
 - in-run: failed then passed within one run (Surefire flakyFailure,
   pytest-rerunfailures, gotestsum --rerun-fails);
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flakewatch.analytics import scoring
+from flakewatch.outcomes import Status
 
 ENTER_EVENTS = 2
 BROKEN_MIN_RUNS = 3
@@ -70,7 +71,7 @@ class Position:
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str
+    status: Status
     flake_events: int = 0
     flake_rate: float = 0.0
     flake_score: float = 0.0
@@ -230,8 +231,8 @@ def judge(
     run, oldest first; ``runs`` counts all its runs.
     """
     if not cells:
-        status = "new" if runs < MIN_RUNS_TO_JUDGE else "healthy"
-        return Verdict(status="quarantined" if quarantined else status)
+        status = Status.NEW if runs < MIN_RUNS_TO_JUDGE else Status.HEALTHY
+        return Verdict(status=Status.QUARANTINED if quarantined else status)
 
     timelines = {job: Timeline(positions) for job, positions in jobs.items()}
     kinds = classify(cells, timelines)
@@ -271,7 +272,7 @@ def judge(
         runs, _runs_between(timelines, min(c.ran_at for c in cells), None), 1
     )
     if open_episode and len(episode) >= ENTER_EVENTS:
-        status = "flaky"
+        status = Status.FLAKY
         start = episode[0].ran_at
         episode_runs = max(_runs_between(timelines, start, None), len(episode))
         k, n = len(episode), episode_runs
@@ -279,16 +280,16 @@ def judge(
         first_flaky_commit = (default_events or episode)[0].commit
         shown = episode
     else:
-        status = "fixed" if (fixed or broken_ended) else "healthy"
+        status = Status.FIXED if (fixed or broken_ended) else Status.HEALTHY
         k, n = len(events), window_runs
         first_flaky_commit = ""
         shown = events
     if broken_since:
-        status = "broken"
-    elif status == "healthy" and runs < MIN_RUNS_TO_JUDGE:
-        status = "new"
+        status = Status.BROKEN
+    elif status == Status.HEALTHY and runs < MIN_RUNS_TO_JUDGE:
+        status = Status.NEW
     if quarantined:
-        status = "quarantined"
+        status = Status.QUARANTINED
 
     evidence = [_evidence_entry(c, kinds[c]) for c in shown[-MAX_EVIDENCE:]]
     if broken_since:
@@ -302,7 +303,7 @@ def judge(
         flake_rate=min(k / n, 1.0) if n else 0.0,
         flake_score=scoring.flake_score(k, n),
         first_flaky_commit=first_flaky_commit
-        if status in ("flaky", "quarantined")
+        if status in (Status.FLAKY, Status.QUARANTINED)
         else "",
         broken_since_commit=broken_since,
         evidence=evidence,

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.core.management import call_command
 
-from flakewatch.analytics import update
+from flakewatch import analysis, states
+from flakewatch.analytics import durations
 from flakewatch.models import CaseResult, CaseState, DailyCaseStat, SuiteState, Upload
 from ingest import services
 
@@ -46,7 +47,7 @@ def ingest(project, commit: int, results: dict, *, job="unit", branch="main",
     upload, _ = services.accept_upload(project=project, meta=meta, files=[received])
     services.process_upload(upload.pk)
     if analyze:
-        update.analyze_upload(upload.pk)
+        analysis.analyze_upload(upload.pk)
     upload.refresh_from_db()
     assert upload.status == "done", upload.errors
     assert (upload.analyzed_at is not None) == analyze
@@ -77,7 +78,7 @@ def test_a_failure_at_the_window_start_is_judged_with_the_run_before_it(project)
     for commit in (0, 1, 2, 2161):
         ingest(project, commit, {"test_x": "fail" if commit == 1 else "pass"})
     x = state("test_x")
-    assert update.WINDOW == timedelta(hours=2160)
+    assert states.WINDOW == timedelta(hours=2160)
     assert x.flake_events == 1
     assert [(e["kind"], e["commit"]) for e in x.evidence] == [
         ("isolated failure", "c0001")
@@ -277,12 +278,12 @@ def test_a_backlog_analysed_in_one_batch_gives_the_one_by_one_answers(project):
     backlog_project = Project.objects.create(slug="backlog", name="Backlog")
     backlog = mixed_history(backlog_project, analyze=False)
 
-    update.analyze_upload(backlog[-1].pk)  # takes every waiting upload along
+    analysis.analyze_upload(backlog[-1].pk)  # takes every waiting upload along
     assert not Upload.objects.filter(
         project=backlog_project, analyzed_at__isnull=True
     ).exists()
     for upload in backlog:  # the tasks queued behind it: nothing left to do
-        update.analyze_upload(upload.pk)
+        analysis.analyze_upload(upload.pk)
 
     expected, got = analytics_by_name(project), analytics_by_name(backlog_project)
     assert got == expected
@@ -297,18 +298,18 @@ def test_a_backlog_analysed_in_one_batch_gives_the_one_by_one_answers(project):
 
 
 def test_a_backlog_is_cut_into_bounded_batches(project, monkeypatch):
-    monkeypatch.setattr(update, "MAX_BATCH_UPLOADS", 4)
+    monkeypatch.setattr(analysis, "MAX_BATCH_UPLOADS", 4)
     uploads = mixed_history(project, analyze=False)
-    update.analyze_upload(uploads[0].pk)  # the oldest: in the first batch
+    analysis.analyze_upload(uploads[0].pk)  # the oldest: in the first batch
     assert Upload.objects.filter(analyzed_at__isnull=False).count() == 4
-    update.analyze_upload(uploads[-1].pk)  # the newest: batch after batch
+    analysis.analyze_upload(uploads[-1].pk)  # the newest: batch after batch
     assert not Upload.objects.filter(analyzed_at__isnull=True).exists()
     assert state("test_slow").runs == len(uploads)
 
 
 def test_analysing_an_upload_twice_counts_it_once(project):
     upload = ingest(project, 1, {"test_a": "fail", "test_b": "pass"})
-    update.analyze_upload(upload.pk)  # a redelivered task
+    analysis.analyze_upload(upload.pk)  # a redelivered task
     a = state("test_a")
     assert (a.runs, a.failures) == (1, 1)
     assert sum(DailyCaseStat.objects.values_list("runs", flat=True)) == 2
@@ -342,7 +343,7 @@ def test_a_run_ending_in_failure_is_not_an_in_run_flake(project):
         received = services.receive_file("j.xml", [repeated], budget=10**6)
         upload, _ = services.accept_upload(project=project, meta=meta, files=[received])
         services.process_upload(upload.pk)
-        update.analyze_upload(upload.pk)
+        analysis.analyze_upload(upload.pk)
     b = state("test_b")
     assert (b.status, b.flake_events) == ("broken", 0)
 
@@ -357,6 +358,34 @@ def test_analysis_locks_only_its_upload_row(project):
     upload = ingest(project, 1, {"test_a": "pass"})
     Upload.objects.filter(pk=upload.pk).update(analyzed_at=None)
     with CaptureQueriesContext(connection) as queries:
-        update.analyze_upload(upload.pk)
+        analysis.analyze_upload(upload.pk)
     locking = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
     assert locking and all('FOR UPDATE OF "flakewatch_upload"' in q for q in locking)
+
+
+def test_uploads_are_analysed_in_the_order_their_tests_ran(project):
+    # The later run's report arrives first: its started_at, not its arrival,
+    # places it.
+    later = ingest(project, 2, {"test_t": "pass"}, times={"test_t": 0.2}, analyze=False)
+    earlier = ingest(
+        project, 1, {"test_t": "pass"}, times={"test_t": 0.1}, analyze=False
+    )
+    assert later.received_at < earlier.received_at
+    assert earlier.run_at == earlier.started_at < later.started_at == later.run_at
+    analysis.analyze_upload(later.pk)  # takes the waiting one along
+    series = state("test_t").recent_durations
+    assert series[durations.HEADER :: 2] == [earlier.pk, later.pk]
+    assert state("test_t").last_run_at == later.started_at
+    call_command("recompute", "--project", project.slug)
+    assert state("test_t").recent_durations == series
+
+
+def test_an_upload_without_a_start_time_runs_when_it_arrived(project):
+    meta = services.UploadMetadata(commit_sha="c1", branch="main", build="1", job="u")
+    received = services.receive_file(
+        "j.xml", [report({"test_a": "pass"})], budget=10**6
+    )
+    upload, _ = services.accept_upload(project=project, meta=meta, files=[received])
+    upload.refresh_from_db()
+    assert upload.started_at is None
+    assert upload.run_at == upload.received_at

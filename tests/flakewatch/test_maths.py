@@ -1,13 +1,18 @@
-"""Pure analytics maths: scores, fixed rule, duration regressions, signatures."""
+"""Pure analytics: scores, fixed rule, duration regressions, signatures, runs."""
 
 from __future__ import annotations
 
+import ast
 import random
+from pathlib import Path
 
 import pytest
 
-from flakewatch.analytics import durations, scoring
+import flakewatch.analytics
+from flakewatch.analytics import durations, runs, scoring
 from flakewatch.analytics.signatures import failure_signature
+from flakewatch.analytics.verdicts import judge
+from flakewatch.outcomes import Outcome, Status
 
 
 def test_one_failure_in_three_ranks_below_thirty_in_three_hundred():
@@ -84,3 +89,51 @@ def test_signature_falls_back_to_the_first_line_of_the_detail():
     assert failure_signature("", "\n  Traceback (most recent call last):\n x") == (
         "Traceback (most recent call last):"
     )
+
+
+def test_the_analytics_package_imports_nothing_from_django():
+    package = Path(flakewatch.analytics.__file__).parent
+    imported = set()
+    for module in package.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+    assert "flakewatch.outcomes" in imported  # the walk sees the imports
+    assert not {name for name in imported if name.split(".")[0] == "django"}
+
+
+def test_a_run_that_fails_then_passes_is_one_failed_and_passed_run():
+    passed, failed = Outcome.PASSED, Outcome.FAILED
+    folded = runs.fold_runs(
+        [(7, 1, passed, 12.0, None), (7, 0, failed, 30.0, 5), (8, 0, failed, 1.0, 6)]
+    )
+    assert (folded[7].first_failed, folded[7].failed, folded[7].passed) == (
+        True,
+        True,
+        True,
+    )
+    assert (folded[7].duration_ms, folded[7].message_id) == (12.0, 5)
+    assert (folded[8].failed, folded[8].passed) == (True, False)
+
+
+def test_a_failure_ten_tests_share_is_an_incident_and_nine_are_not():
+    def failing(count: int) -> dict[int, runs.CaseRun]:
+        return {
+            case: runs.CaseRun(failed=True, skipped_only=False, message_id=1)
+            for case in range(count)
+        }
+
+    signature = {1: "ConnectionRefusedError: <addr>"}
+    assert runs.incident_cases(failing(runs.INCIDENT_MIN_TESTS), signature) == set(
+        range(runs.INCIDENT_MIN_TESTS)
+    )
+    assert runs.incident_cases(failing(runs.INCIDENT_MIN_TESTS - 1), signature) == set()
+
+
+def test_a_verdict_is_a_status_member():
+    verdict = judge([], {}, runs=3)
+    assert verdict.status is Status.NEW
+    assert judge([], {}, runs=9).status is Status.HEALTHY
+    assert judge([], {}, runs=9, quarantined=True).status is Status.QUARANTINED

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from flakewatch.analytics.update import recompute_project
+from flakewatch.analysis import recompute_project
 from flakewatch.models import Project, Upload
 
 

@@ -1,0 +1,230 @@
+"""Each test's and suite's current figures: fold new runs in, judge, write.
+
+``update_case_states`` folds a batch's runs into each test's ``CaseState``
+(counters, duration series) and judges it once (``verdicts.judge``) on its
+failure cells; ``update_suite_states`` folds one upload into its suites'
+``SuiteState``. The caller owns the transaction and applies each upload
+once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import field, make_dataclass
+from datetime import datetime, timedelta
+from operator import attrgetter
+from typing import Any
+
+from django.db.models import Q
+
+from flakewatch import db, evidence
+from flakewatch.analytics import durations
+from flakewatch.analytics.runs import CaseRun
+from flakewatch.analytics.verdicts import judge
+from flakewatch.models import CaseState, SuiteState, Upload
+
+# A test's verdict reads its failures in the 90 days before its newest run.
+WINDOW = timedelta(days=90)
+MAX_TOP_SIGNATURES = 5
+
+# A test's runs in a batch, in run order: (upload id, run, when).
+Appearances = list[tuple[int, CaseRun, datetime]]
+
+
+def _state_row_class() -> type:
+    """Build StateRow: a CaseState row as plain data, fields from the model.
+
+    Model instances cost 50 µs apiece, and a 100,000-test upload makes as
+    many states; a slotted dataclass costs a fraction of that.
+    """
+    spec: list[Any] = []
+    for model_field in CaseState._meta.concrete_fields:
+        name = model_field.attname
+        if model_field.is_relation and not model_field.has_default():
+            spec.append((name, int))  # case_id, project_id: always given
+        elif model_field.has_default() and callable(model_field.default):
+            spec.append((name, Any, field(default_factory=model_field.default)))
+        else:
+            spec.append((name, Any, field(default=model_field.get_default())))
+    return make_dataclass("StateRow", spec, slots=True)
+
+
+# Built at import, so its fields are known only at run time: typed Any.
+StateRow: Any = _state_row_class()
+STATE_COLUMNS = db.columns(CaseState)
+# Kept on an existing row: the key, and an accepted quarantine.
+KEPT = ("case_id", "project_id", "quarantined")
+# Read back to fold into: the counters and the duration series.
+FOLDED = ("runs", "failures", "total_duration_ms", "last_run_at", "recent_durations")
+
+
+def update_case_states(
+    last: Upload, appearances: Mapping[int, Appearances], visible: Q
+) -> None:
+    """Fold each test's runs into its state, then judge it once.
+
+    ``last`` is the batch's newest upload and ``visible`` the uploads whose
+    results the verdicts may read (those applied so far).
+    """
+    states = _load_states(list(appearances))
+    since = {case_id: runs[-1][2] - WINDOW for case_id, runs in appearances.items()}
+    cells, signatures = evidence.cells_by_case(since)
+    jobs = evidence.job_positions(
+        last,
+        {cell.job for rows in cells.values() for cell in rows},
+        visible,
+        min(since.values()),
+    )
+    timed = []
+    for case_id, runs in appearances.items():
+        state = states.get(case_id)
+        if state is None:
+            state = states[case_id] = StateRow(case_id, last.project_id)
+        points = []
+        for upload_id, run, when in runs:
+            state.runs += 1
+            state.failures += int(run.first_failed)
+            if state.last_run_at is None or when > state.last_run_at:
+                state.last_run_at = when
+            # Only passing runs: a failure's time (a timeout, a refused
+            # connection in 10 ms) says nothing about how long the test takes.
+            if run.passed and not run.failed and run.duration_ms is not None:
+                points.append((upload_id, run.duration_ms))
+            if run.duration_ms is not None and not run.skipped_only:
+                state.total_duration_ms += run.duration_ms  # CI time, failures too
+        timed.append((state, points))
+
+        latest = state.last_run_at
+        test_cells = cells.get(case_id, [])
+        test_jobs = {
+            job: [p for p in jobs.get(job, []) if p.ran_at <= latest]
+            for job in {cell.job for cell in test_cells}
+        }
+        verdict = judge(
+            test_cells, test_jobs, runs=state.runs, quarantined=state.quarantined
+        )
+        state.status = verdict.status.value
+        state.flake_events = verdict.flake_events
+        state.flake_rate = verdict.flake_rate
+        state.flake_score = verdict.flake_score
+        state.first_flaky_commit = verdict.first_flaky_commit
+        state.broken_since_commit = verdict.broken_since_commit
+        state.evidence = verdict.evidence
+        state.top_signatures = _top_signatures(signatures.get(case_id))
+    _fold_durations(timed)
+    _save_states(list(states.values()))
+
+
+def _top_signatures(counted: Counter | None) -> list[dict]:
+    if not counted:
+        return []
+    return [
+        {"signature": signature, "count": count}
+        for signature, count in counted.most_common(MAX_TOP_SIGNATURES)
+    ]
+
+
+def _load_states(case_ids: list[int]) -> dict[int, Any]:
+    """Load these tests' CaseState rows (only the fields folded into)."""
+    names = [*KEPT, *FOLDED]
+    rows = db.select_by_ids(
+        f"SELECT {', '.join(names)} FROM {db.table(CaseState)} WHERE case_id {{ids}}",
+        case_ids,
+    )
+    states = {}
+    for row in rows:
+        values = dict(zip(names, row, strict=True))
+        values["quarantined"] = bool(values["quarantined"])
+        values["last_run_at"] = db.as_datetime(values["last_run_at"])
+        values["recent_durations"] = db.as_json(values["recent_durations"])
+        states[values["case_id"]] = StateRow(**values)
+    return states
+
+
+def _save_states(states: list[Any]) -> None:
+    """Write the states whole, the accepted quarantine kept as it was."""
+    row_of = attrgetter(*STATE_COLUMNS)
+    json_columns = db.json_columns(CaseState)
+    encoded = [i for i, name in enumerate(STATE_COLUMNS) if name in json_columns]
+
+    def rows():
+        for state in states:
+            row = list(row_of(state))
+            for i in encoded:
+                row[i] = db.encode_json(row[i])
+            yield row
+
+    db.upsert(
+        CaseState,
+        STATE_COLUMNS,
+        rows(),
+        key=["case_id"],
+        update=db.set_excluded(c for c in STATE_COLUMNS if c not in KEPT),
+    )
+
+
+def _fold_durations(timed: list[tuple[Any, list[tuple[int, float]]]]) -> None:
+    """Fold new (upload id, duration) points into each test's or suite's series.
+
+    Each row (StateRow or SuiteState) gets its series, p50/p95 and regression
+    fields updated; no points leave the series as it was.
+    """
+    for row, points in timed:
+        series = row.recent_durations
+        if not isinstance(series, list) or len(series) < durations.HEADER:
+            series = row.recent_durations = durations.new_series()
+        for upload_id, duration_ms in points:
+            durations.add_point(series, upload_id, duration_ms)
+        row.duration_p50_ms, row.duration_p95_ms = durations.percentiles(series)
+    since_uploads = {
+        durations.regressed_since(row.recent_durations) for row, _ in timed
+    }
+    since_uploads.discard(None)
+    commits = dict(
+        Upload.objects.filter(pk__in=since_uploads).values_list("pk", "commit_sha")
+    )
+    for row, _ in timed:
+        since = durations.regressed_since(row.recent_durations)
+        row.duration_regressed = since is not None
+        row.duration_regressed_since_commit = commits.get(since, "")
+
+
+# SuiteState fields a new run rewrites: all but its identity.
+SUITE_FOLDED = [
+    f.name
+    for f in SuiteState._meta.concrete_fields
+    if not f.primary_key and f.name not in ("project", "name")
+]
+
+
+def update_suite_states(
+    upload: Upload, suite_durations: dict[str, tuple[float, int]], when: datetime
+) -> None:
+    """Fold one upload's suite totals (name -> (ms, tests)) into SuiteState."""
+    if not suite_durations:
+        return
+    states = {
+        s.name: s
+        for s in SuiteState.objects.filter(
+            project_id=upload.project_id, name__in=list(suite_durations)
+        )
+    }
+    timed = []
+    for name, (total_ms, tests) in suite_durations.items():
+        state = states.get(name)
+        if state is None:
+            state = states[name] = SuiteState(project_id=upload.project_id, name=name)
+        state.runs += 1
+        state.tests = tests
+        state.total_duration_ms += total_ms
+        if state.last_run_at is None or when > state.last_run_at:
+            state.last_run_at = when
+        timed.append((state, [(upload.pk, total_ms)]))
+    _fold_durations(timed)
+    SuiteState.objects.bulk_create(
+        states.values(),
+        update_conflicts=True,
+        unique_fields=["project", "name"],  # suitestate_uniq
+        update_fields=SUITE_FOLDED,
+    )
