@@ -137,7 +137,7 @@ FLAKEWATCH_SWEEP_SECONDS = env.float("FLAKEWATCH_SWEEP_SECONDS", 60.0)
 FLAKEWATCH_REQUEUE_AFTER_SECONDS = env.float("FLAKEWATCH_REQUEUE_AFTER_SECONDS", 120.0)
 FLAKEWATCH_MAX_PROCESS_ATTEMPTS = env.int("FLAKEWATCH_MAX_PROCESS_ATTEMPTS", 5)
 
-# --- Read API (Django REST framework, flakewatch/api.py) ------------------------
+# --- The API (Django REST framework: flakewatch/api.py, ingest/api.py) ---------
 REST_FRAMEWORK = {
     # Project tokens, not users: request.auth is the ApiToken, request.user None.
     "DEFAULT_AUTHENTICATION_CLASSES": ["flakewatch.api_auth.BearerTokenAuthentication"],
@@ -146,7 +146,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "flakewatch.api.exception_handler",  # {"detail": "..."}
+    "EXCEPTION_HANDLER": "flakewatch.errors.exception_handler",  # {"detail": "..."}
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "flakewatch API",
@@ -157,10 +157,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [],  # the schema is public and needs no token
-    "POSTPROCESSING_HOOKS": [
-        "drf_spectacular.hooks.postprocess_schema_enums",
-        "flakewatch.api.add_upload_api",  # ingest's plain Django views
-    ],
+    # Two choice sets of fields named "status": a test's verdict, an upload's.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "flakewatch.models.Status",
+        "UploadStatusEnum": "flakewatch.models.Upload.Status",
+    },
 }
 
 LOGGING = {
