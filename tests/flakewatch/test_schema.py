@@ -75,6 +75,24 @@ def test_schema_is_public_and_lists_every_endpoint(client, db):
     assert case["properties"]["duration_p50"]["nullable"] is True
 
 
+def test_upload_fields_in_the_schema_are_the_limits_the_api_enforces(client, db):
+    from ingest.serializers import UploadMetadataSerializer
+
+    document = client.get("/api/v1/openapi.json").json()
+    post = document["paths"]["/api/v1/uploads"]["post"]
+    query = {p["name"]: p for p in post["parameters"] if p["in"] == "query"}
+    form = document["components"]["schemas"]["UploadForm"]
+    fields = UploadMetadataSerializer().fields
+    assert set(query) == set(fields)
+    assert not any(p.get("required") for p in query.values())  # raw bodies only
+    assert set(form["required"]) == {"commit", "branch", "build", "job", "file"}
+    for name in ("commit", "branch", "build", "job"):
+        limit = fields[name].max_length
+        assert query[name]["schema"]["maxLength"] == limit
+        assert form["properties"][name]["maxLength"] == limit
+    assert query["attempt"]["schema"]["maximum"] == fields["attempt"].max_value
+
+
 @pytest.fixture
 def wsgi_requests_share_the_test_transaction(db):
     """Keep Django from closing the test's connection around each request.
