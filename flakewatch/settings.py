@@ -131,8 +131,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- flakewatch ---------------------------------------------------------------
 FLAKEWATCH_MAX_UPLOAD_BYTES = env.int("FLAKEWATCH_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
-# The sweeper re-enqueues uploads still queued after this long (lost dispatch,
-# broker down at upload time) and, at once, uploads whose worker died mid-way.
+# The sweeper re-sends uploads still queued after this long (a lost task) and,
+# at once, those whose task could not be sent or whose worker died mid-way.
 FLAKEWATCH_SWEEP_SECONDS = env.float("FLAKEWATCH_SWEEP_SECONDS", 60.0)
 FLAKEWATCH_REQUEUE_AFTER_SECONDS = env.float("FLAKEWATCH_REQUEUE_AFTER_SECONDS", 120.0)
 FLAKEWATCH_MAX_PROCESS_ATTEMPTS = env.int("FLAKEWATCH_MAX_PROCESS_ATTEMPTS", 5)
