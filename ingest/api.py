@@ -22,7 +22,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.utils.datastructures import MultiValueDict
 from django.utils.http import parse_header_parameters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiRequest, OpenApiResponse, extend_schema
 from rest_framework import exceptions, parsers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -157,7 +157,11 @@ class UploadsView(UploadAPIView):
         ),
         parameters=[UploadQuerySerializer],
         request={
-            MULTIPART: UploadFormSerializer,
+            # The encoding marks the file parts as files (with a filename).
+            MULTIPART: OpenApiRequest(
+                UploadFormSerializer,
+                encoding={"file": {"contentType": "application/octet-stream"}},
+            ),
             "application/xml": OpenApiTypes.STR,
             "application/octet-stream": OpenApiTypes.BINARY,
         },

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.validators import RegexValidator
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from flakewatch.models import Upload
@@ -24,6 +26,9 @@ MAX_ATTEMPT = 10_000
 def _text(name: str, limit: int, help_text: str) -> serializers.CharField:
     return serializers.CharField(
         max_length=limit,
+        # Stripped of whitespace, a value must keep something: the schema says
+        # so with this pattern (blank values are dropped as missing first).
+        validators=[RegexValidator(r"\S", f"{name} must not be blank.")],
         help_text=help_text,
         error_messages={"max_length": f"{name} is longer than {limit} characters."},
     )
@@ -89,11 +94,16 @@ class UploadQuerySerializer(UploadMetadataSerializer):
         return fields
 
 
+@extend_schema_field(OpenApiTypes.BINARY)  # a file part, not a URL to one
+class ReportFileField(serializers.FileField):
+    """A report file part of a multipart upload."""
+
+
 class UploadFormSerializer(UploadMetadataSerializer):
     """A multipart upload: the fields and one or more report files."""
 
     file = serializers.ListField(
-        child=serializers.FileField(),
+        child=ReportFileField(),
         min_length=1,
         help_text="JUnit XML reports, plain or .gz.",
     )
