@@ -21,6 +21,7 @@ from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
 from django.utils.datastructures import MultiValueDict
 from django.utils.http import parse_header_parameters
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiRequest, OpenApiResponse, extend_schema
 from rest_framework import exceptions, parsers
@@ -133,6 +134,20 @@ class UploadAPIView(APIView):
         return super().handle_exception(exc)
 
 
+class UploadRequestSchema(AutoSchema):
+    """The upload's schema, its request body required.
+
+    drf-spectacular calls a body optional when one of its media types is a
+    plain string (the raw report); every upload needs one.
+    """
+
+    def _get_request_body(self, direction: str = "request") -> dict | None:
+        body = super()._get_request_body(direction)
+        if body is not None:
+            body["required"] = True
+        return body
+
+
 def _error(description: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorSerializer, description)
 
@@ -142,6 +157,7 @@ class UploadsView(UploadAPIView):
     wrong_method_detail = "Use POST to upload reports."
     http_method_names = ["post"]
     parser_classes = [MultipartParser, RawBodyParser]
+    schema = UploadRequestSchema()
 
     @extend_schema(
         operation_id="create_upload",

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.validators import RegexValidator
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -21,14 +20,15 @@ from flakewatch.models import Upload
 from ingest.services import InvalidUpload, UploadMetadata
 
 MAX_ATTEMPT = 10_000
+NOT_BLANK_NO_NUL = r"^[^\x00]*\S[^\x00]*$"
 
 
 def _text(name: str, limit: int, help_text: str) -> serializers.CharField:
     return serializers.CharField(
         max_length=limit,
-        # Stripped of whitespace, a value must keep something: the schema says
-        # so with this pattern (blank values are dropped as missing first).
-        validators=[RegexValidator(r"\S", f"{name} must not be blank.")],
+        # Something besides whitespace (blank values count as missing) and no
+        # NUL (PostgreSQL text cannot hold one): the schema says so too.
+        validators=[RegexValidator(NOT_BLANK_NO_NUL, f"{name} must not be blank.")],
         help_text=help_text,
         error_messages={"max_length": f"{name} is longer than {limit} characters."},
     )
@@ -94,7 +94,8 @@ class UploadQuerySerializer(UploadMetadataSerializer):
         return fields
 
 
-@extend_schema_field(OpenApiTypes.BINARY)  # a file part, not a URL to one
+# A file part, not a URL to one; Django drops an empty part, so it is no report.
+@extend_schema_field({"type": "string", "format": "binary", "minLength": 1})
 class ReportFileField(serializers.FileField):
     """A report file part of a multipart upload."""
 
