@@ -18,13 +18,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 from rest_framework.decorators import api_view
-from rest_framework.exceptions import APIException, NotFound
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from flakewatch import queries
-from flakewatch.errors import ErrorSerializer
+from flakewatch.errors import BadRequest, ErrorSerializer
 from flakewatch.models import Project, Status
 from flakewatch.outcomes import Outcome
 
@@ -32,10 +32,6 @@ from flakewatch.outcomes import Outcome
 MAX_PAGE = 1_000_000
 PAGE_DIGITS = re.compile(r"[0-9]{1,7}")
 OUTCOMES = [o.name.lower() for o in Outcome]
-
-
-class BadRequest(APIException):
-    status_code = 400
 
 
 # --- Response shapes ----------------------------------------------------------

@@ -13,10 +13,16 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import serializers
 from rest_framework import views as drf_views
-from rest_framework.exceptions import MethodNotAllowed, NotAuthenticated
+from rest_framework.exceptions import APIException, MethodNotAllowed, NotAuthenticated
 from rest_framework.response import Response
 
 from flakewatch.api_auth import MISSING_TOKEN
+
+
+class BadRequest(APIException):
+    """A request the API cannot read; its detail says what to fix."""
+
+    status_code = 400
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -29,7 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from flakewatch.errors import ErrorSerializer
+from flakewatch.errors import BadRequest, ErrorSerializer
 from flakewatch.models import ApiToken, Upload
 from ingest import services
 from ingest.serializers import (
@@ -50,10 +50,6 @@ RAW_CONTENT_TYPES = {
 # Multipart framing and form fields on top of the reports themselves.
 MULTIPART_OVERHEAD = 1024 * 1024
 ERROR_STATUS = {services.InvalidUpload: 400, services.UploadTooLarge: 413}
-
-
-class BadRequest(exceptions.APIException):
-    status_code = 400
 
 
 class MultipartParser(parsers.MultiPartParser):

@@ -302,6 +302,13 @@ def test_more_files_than_django_reads_is_400(client, upload_token):
     assert Upload.objects.count() == 0
 
 
+def test_file_names_keep_no_path_and_no_nul(client, upload_token):
+    files = [as_file("../../etc/unit\x00.xml", junit_report(1))]
+    response = post_multipart(client, upload_token, files)
+    assert response.status_code == 202
+    assert Upload.objects.get().files.get().filename == "unit.xml"
+
+
 def test_content_encoding_other_than_gzip_is_415(client, upload_token):
     response = post_raw(
         client, upload_token, junit_report(1), **{"Content-Encoding": "br"}
