@@ -9,7 +9,6 @@ schema at /api/v1/openapi.json; they hold no logic.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -18,20 +17,14 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import serializers
-from rest_framework import views as drf_views
 from rest_framework.decorators import api_view
-from rest_framework.exceptions import (
-    APIException,
-    MethodNotAllowed,
-    NotAuthenticated,
-    NotFound,
-)
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from flakewatch import queries
-from flakewatch.api_auth import MISSING_TOKEN
+from flakewatch.errors import BadRequest, ErrorSerializer
 from flakewatch.models import Project
 from flakewatch.outcomes import VERDICTS, Outcome
 
@@ -41,41 +34,7 @@ PAGE_DIGITS = re.compile(r"[0-9]{1,7}")
 OUTCOMES = [o.name.lower() for o in Outcome]
 
 
-class BadRequest(APIException):
-    status_code = 400
-
-
-def exception_handler(exc: Exception, context: dict) -> Response | None:
-    """Answer every API error as ``{"detail": "<sentence>"}``."""
-    response = drf_views.exception_handler(exc, context)
-    if response is None:
-        return None  # not an API error: Django's handler500 answers
-    if isinstance(exc, NotAuthenticated):
-        detail = MISSING_TOKEN
-    elif isinstance(exc, MethodNotAllowed):
-        detail = f"Use GET: the read API does not accept {context['request'].method}."
-    else:
-        detail = " ".join(_messages(response.data))
-    response.data = {"detail": detail}
-    return response
-
-
-def _messages(data: Any) -> list[str]:
-    # DRF's error data is a message, or a list or dict of them (field errors).
-    if isinstance(data, dict):
-        if set(data) == {"detail"}:
-            return _messages(data["detail"])
-        return [f"{key}: {m}" for key, value in data.items() for m in _messages(value)]
-    if isinstance(data, list):
-        return [m for item in data for m in _messages(item)]
-    return [str(data)]
-
-
 # --- Response shapes ----------------------------------------------------------
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField(help_text="What went wrong and what to do.")
 
 
 def _commit(help_text: str) -> serializers.CharField:
@@ -341,161 +300,3 @@ def suite_list(request: Request, slug: str) -> Response:
     page = queries.suite_list(project, order=order, page=number)
     body = {"results": page.results, "next": _next_url(request, number, page.has_next)}
     return Response(SuitePageSerializer(body).data)
-
-
-# --- The upload API in the schema --------------------------------------------
-
-_ERROR_REF = {"$ref": "#/components/schemas/Error"}
-_UPLOAD_REF = {"$ref": "#/components/schemas/Upload"}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": _ERROR_REF}},
-    }
-
-
-_UPLOAD = {
-    "type": "object",
-    "required": [
-        "id",
-        "status",
-        "status_url",
-        "tests",
-        "failures",
-        "errors",
-        "warnings",
-    ],
-    "properties": {
-        "id": {"type": "string"},
-        "status": {
-            "type": "string",
-            "enum": ["queued", "processing", "done", "failed"],
-        },
-        "status_url": {"type": "string"},
-        "tests": {"type": "integer", "description": "Testcases ingested."},
-        "failures": {
-            "type": "integer",
-            "description": "Final outcome failed or error.",
-        },
-        "errors": {"type": "array", "items": {"type": "string"}},
-        "warnings": {"type": "array", "items": {"type": "string"}},
-    },
-}
-# The limits ingest.services.read_metadata enforces (it strips whitespace).
-_UPLOAD_FIELDS = {
-    "commit": {"type": "string", "minLength": 1, "maxLength": 64},
-    "branch": {"type": "string", "minLength": 1, "maxLength": 255},
-    "build": {"type": "string", "minLength": 1, "maxLength": 255},
-    "job": {"type": "string", "minLength": 1, "maxLength": 255},
-    "attempt": {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1},
-    "build_url": {
-        "type": "string",
-        "format": "uri",
-        "pattern": "^https?://",
-        "maxLength": 1000,
-    },
-    "started_at": {"type": "string", "format": "date-time"},
-}
-_REQUIRED_FIELDS = ["commit", "branch", "build", "job"]
-
-
-def _upload_operations() -> dict[str, Any]:
-    ok = {
-        "description": "The upload.",
-        "content": {"application/json": {"schema": _UPLOAD_REF}},
-    }
-    security = [{"bearerToken": []}]
-    return {
-        "/api/v1/uploads": {
-            "post": {
-                "operationId": "create_upload",
-                "tags": ["upload"],
-                "summary": "Upload JUnit XML reports of one CI job (an upload token).",
-                "description": (
-                    "Multipart form fields and 'file' parts (.gz accepted), or one "
-                    "report as the raw body with the fields as query parameters "
-                    "(query parameters are read only for a raw body). A raw body "
-                    "may be gzip: send 'Content-Encoding: gzip', or a content type "
-                    "of application/gzip, application/x-gzip or "
-                    "application/octet-stream."
-                ),
-                "security": security,
-                "parameters": [
-                    {"name": name, "in": "query", "required": False, "schema": schema}
-                    for name, schema in _UPLOAD_FIELDS.items()
-                ],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "multipart/form-data": {
-                            "schema": {
-                                "type": "object",
-                                "required": [*_REQUIRED_FIELDS, "file"],
-                                "properties": {
-                                    **_UPLOAD_FIELDS,
-                                    "file": {
-                                        "type": "array",
-                                        "minItems": 1,
-                                        "items": {"type": "string", "format": "binary"},
-                                    },
-                                },
-                            }
-                        },
-                        "application/xml": {"schema": {"type": "string"}},
-                        # Also accepted, with the same body: text/xml,
-                        # application/gzip and application/x-gzip.
-                        "application/octet-stream": {
-                            "schema": {"type": "string", "format": "binary"}
-                        },
-                    },
-                },
-                "responses": {
-                    "200": {
-                        **ok,
-                        "description": "The same reports again: the first upload.",
-                    },
-                    "202": {**ok, "description": "Stored and queued for processing."},
-                    "400": _error("A field is missing or malformed, or no file."),
-                    "401": _error("No token, or not an upload token."),
-                    "413": _error("The reports exceed the size limit."),
-                    "415": _error("Not multipart, XML or gzip."),
-                },
-            }
-        },
-        "/api/v1/uploads/{upload_id}": {
-            "get": {
-                "operationId": "get_upload",
-                "tags": ["upload"],
-                "summary": "An upload's processing status and counts.",
-                "security": security,
-                "parameters": [
-                    {
-                        "name": "upload_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "integer", "minimum": 0},
-                    }
-                ],
-                "responses": {
-                    "200": ok,
-                    "401": _error("No token, or not a token of this API."),
-                    "404": _error("No such upload in the token's project."),
-                },
-            }
-        },
-    }
-
-
-def add_upload_api(result: dict, generator, request, public: bool) -> dict:
-    """Describe the upload endpoints of ``ingest.api``, plain Django views.
-
-    A drf-spectacular postprocessing hook: those views are not DRF's, so the
-    generator cannot see them; this description is kept by hand and the
-    schema test sends requests to check it.
-    """
-    result["paths"].update(_upload_operations())
-    schemas = result.setdefault("components", {}).setdefault("schemas", {})
-    schemas["Upload"] = _UPLOAD
-    return result

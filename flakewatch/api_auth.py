@@ -1,4 +1,4 @@
-"""Bearer-token authentication for the DRF views of the read API.
+"""Bearer-token authentication for every API view (read and upload).
 
 Kept apart from ``flakewatch.api``: DRF imports the classes named in
 ``REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]`` while ``rest_framework.views``
@@ -17,8 +17,7 @@ from rest_framework.request import Request
 from flakewatch.models import ApiToken
 from flakewatch.tokens import authenticate
 
-# The same sentences as the upload API in ingest/api.py: one wording for CI
-# scripts whichever endpoint they call.
+# One wording for CI scripts whichever endpoint they call.
 MISSING_TOKEN = "Authentication required: send 'Authorization: Bearer <token>'."
 INVALID_TOKEN = (
     "The token is not valid for this endpoint (unknown, revoked or of the wrong "
@@ -28,17 +27,21 @@ READ_SCOPES = (ApiToken.Scope.READ, ApiToken.Scope.UPLOAD)
 
 
 class BearerTokenAuthentication(BaseAuthentication):
-    """Accept a project's read or upload token as ``request.auth``.
+    """Accept a project token of the view's scopes as ``request.auth``.
 
-    There are no users behind tokens, so ``request.user`` stays None
-    (``UNAUTHENTICATED_USER`` is None in settings).
+    A view lists the scopes it takes in ``token_scopes``; the read API's
+    views take READ_SCOPES. There are no users behind tokens, so
+    ``request.user`` stays None (``UNAUTHENTICATED_USER`` is None in
+    settings).
     """
 
     def authenticate(self, request: Request) -> tuple[None, ApiToken] | None:
         header = request.headers.get("Authorization", "")
         if not header:
             return None  # TokenRequired then answers 401 with MISSING_TOKEN
-        token = authenticate(header, scopes=READ_SCOPES)
+        view = (request.parser_context or {}).get("view")
+        scopes = getattr(view, "token_scopes", READ_SCOPES)
+        token = authenticate(header, scopes=scopes)
         if token is None:
             raise AuthenticationFailed(INVALID_TOKEN)
         return None, token
@@ -67,6 +70,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": (
                 "A project token from 'manage.py createtoken SLUG --scope read|upload'."
-                " The read API takes either scope; uploading takes an upload token."
+                " The read API and an upload's status take either scope; uploading"
+                " takes an upload token."
             ),
         }

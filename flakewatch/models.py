@@ -105,6 +105,9 @@ class Upload(models.Model):
     )
     status_changed_at = models.DateTimeField(auto_now_add=True)
     process_attempts = models.PositiveSmallIntegerField(default=0)
+    # Its last task could not be sent (the broker was down): the next sweep
+    # re-sends it at once instead of after FLAKEWATCH_REQUEUE_AFTER_SECONDS.
+    dispatch_failed = models.BooleanField(default=False)
     tests_count = models.PositiveIntegerField(default=0)
     failures_count = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)

@@ -131,13 +131,13 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- flakewatch ---------------------------------------------------------------
 FLAKEWATCH_MAX_UPLOAD_BYTES = env.int("FLAKEWATCH_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
-# The sweeper re-enqueues uploads still queued after this long (lost dispatch,
-# broker down at upload time) and, at once, uploads whose worker died mid-way.
+# The sweeper re-sends uploads still queued after this long (a lost task) and,
+# at once, those whose task could not be sent or whose worker died mid-way.
 FLAKEWATCH_SWEEP_SECONDS = env.float("FLAKEWATCH_SWEEP_SECONDS", 60.0)
 FLAKEWATCH_REQUEUE_AFTER_SECONDS = env.float("FLAKEWATCH_REQUEUE_AFTER_SECONDS", 120.0)
 FLAKEWATCH_MAX_PROCESS_ATTEMPTS = env.int("FLAKEWATCH_MAX_PROCESS_ATTEMPTS", 5)
 
-# --- Read API (Django REST framework, flakewatch/api.py) ------------------------
+# --- The API (Django REST framework: flakewatch/api.py, ingest/api.py) ---------
 REST_FRAMEWORK = {
     # Project tokens, not users: request.auth is the ApiToken, request.user None.
     "DEFAULT_AUTHENTICATION_CLASSES": ["flakewatch.api_auth.BearerTokenAuthentication"],
@@ -146,7 +146,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "flakewatch.api.exception_handler",  # {"detail": "..."}
+    "EXCEPTION_HANDLER": "flakewatch.errors.exception_handler",  # {"detail": "..."}
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "flakewatch API",
@@ -157,10 +157,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [],  # the schema is public and needs no token
-    "POSTPROCESSING_HOOKS": [
-        "drf_spectacular.hooks.postprocess_schema_enums",
-        "flakewatch.api.add_upload_api",  # ingest's plain Django views
-    ],
+    # Two choice sets of fields named "status": a test's verdict, an upload's.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "flakewatch.models.Status",
+        "UploadStatusEnum": "flakewatch.models.Upload.Status",
+    },
 }
 
 LOGGING = {

@@ -4,20 +4,15 @@ Task names are wire format: never rename one without leaving an alias.
 """
 
 from celery import shared_task
-from django.db import OperationalError
 
-from flakewatch import analysis
+from flakewatch import analysis, dispatch
 
 
-# Only transient database errors retry; the function is idempotent. Lowest
-# priority (settings: priority_steps): ingesting comes first.
+# Lowest priority (settings: priority_steps): ingesting comes first.
 @shared_task(
-    name="flakewatch.analyze_upload",
-    priority=9,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=5,
+    name=dispatch.ANALYZE_UPLOAD,
+    priority=dispatch.ANALYSIS_PRIORITY,
+    **dispatch.RETRY_POLICY,
 )
 def analyze_upload_task(upload_id: int) -> None:
     analysis.analyze_upload(upload_id)

@@ -43,6 +43,11 @@ def authenticate(authorization: str, *, scopes: tuple[str, ...]) -> ApiToken | N
     kind, _, raw = authorization.partition(" ")
     if kind.lower() != "bearer" or not raw.strip():
         return None
+    # Looked up only by the SHA-256 of what was sent, never compared as text:
+    # the lookup's timing depends on that hash, which a caller cannot steer
+    # toward a stored one, so no constant-time comparison is needed. Only
+    # the Authorization header is read, never the query string (URLs end up
+    # in logs and proxies).
     token = (
         ApiToken.objects.select_related("project")
         .filter(token_hash=hash_token(raw.strip()), revoked_at__isnull=True)

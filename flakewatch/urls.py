@@ -1,14 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from flakewatch import views
+from flakewatch import health
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("ingest.urls")),
     path("api/v1/", include("flakewatch.api_urls")),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
 ]
 
-handler404 = "flakewatch.views.not_found"
-handler500 = "flakewatch.views.server_error"
+handler404 = "flakewatch.errors.not_found"
+handler500 = "flakewatch.errors.server_error"

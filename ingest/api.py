@@ -1,18 +1,45 @@
-"""HTTP API for CI: POST /api/v1/uploads and GET /api/v1/uploads/<id>."""
+"""HTTP API for CI: POST /api/v1/uploads and GET /api/v1/uploads/<id>.
+
+DRF views on the read API's stack (its token authentication, error handler
+and schema); they read the request, call ``ingest.services`` and map its
+domain errors to status codes. Report bodies are read in chunks into the
+service, which stops at the size limit: nothing buffers a whole body.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import IO, Any, ClassVar
+
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, TooManyFilesSent
-from django.http import HttpRequest, JsonResponse
+from django.core.exceptions import (
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
+from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
-from django.views.decorators.csrf import csrf_exempt
+from django.utils.datastructures import MultiValueDict
+from django.utils.http import parse_header_parameters
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiRequest, OpenApiResponse, extend_schema
+from rest_framework import exceptions, parsers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from flakewatch.errors import BadRequest, ErrorSerializer
 from flakewatch.models import ApiToken, Upload
-from flakewatch.tokens import authenticate
 from ingest import services
-from ingest.services import UploadRejected
+from ingest.serializers import (
+    UploadFormSerializer,
+    UploadQuerySerializer,
+    UploadSerializer,
+    read_metadata,
+)
 
+MULTIPART = "multipart/form-data"
 RAW_CONTENT_TYPES = {
     "application/xml",
     "text/xml",
@@ -22,123 +49,209 @@ RAW_CONTENT_TYPES = {
 }
 # Multipart framing and form fields on top of the reports themselves.
 MULTIPART_OVERHEAD = 1024 * 1024
+ERROR_STATUS = {services.InvalidUpload: 400, services.UploadTooLarge: 413}
 
 
-def error(status: int, detail: str, *, allow: str = "") -> JsonResponse:
-    response = JsonResponse({"detail": detail}, status=status)
-    if allow:
-        response["Allow"] = allow
-    return response
+class MultipartParser(parsers.MultiPartParser):
+    """Django's multipart parser (files spool to disk), its errors in sentences."""
+
+    def parse(
+        self, stream: IO[bytes], media_type: str | None = None, parser_context=None
+    ) -> parsers.DataAndFiles:
+        request = parser_context["request"]
+        meta = {**request.META, "CONTENT_TYPE": media_type}
+        encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            data, files = DjangoMultiPartParser(
+                meta, stream, request.upload_handlers, encoding
+            ).parse()
+        except MultiPartParserError as exc:
+            raise BadRequest(f"The multipart body could not be read ({exc}).") from None
+        except RequestDataTooBig:  # the form fields alone pass Django's limit
+            raise services.UploadTooLarge(
+                settings.FLAKEWATCH_MAX_UPLOAD_BYTES
+            ) from None
+        except TooManyFilesSent:
+            raise BadRequest(
+                "Too many files in one upload; send them in several requests."
+            ) from None
+        except TooManyFieldsSent:
+            raise BadRequest(
+                "Too many form fields: send commit, branch, build, job, attempt, "
+                "build_url, started_at and the files."
+            ) from None
+        return parsers.DataAndFiles(data, files)
 
 
-def _token(request: HttpRequest, scopes: tuple[str, ...]) -> ApiToken | JsonResponse:
-    header = request.headers.get("Authorization", "")
-    if not header:
-        return error(
-            401, "Authentication required: send 'Authorization: Bearer <token>'."
-        )
-    token = authenticate(header, scopes=scopes)
-    if token is None:
-        return error(
-            401,
-            "The token is not valid for this endpoint (unknown, revoked or of the wrong "
-            "scope); create one with 'manage.py createtoken'.",
-        )
-    return token
+class ReportBody:
+    """The raw request body as one report, read in chunks when received."""
+
+    name = "report.xml"
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+
+    def chunks(self) -> Iterator[bytes]:
+        return iter(lambda: self.stream.read(services.READ_CHUNK), b"")
 
 
-def upload_body(upload: Upload) -> dict:
-    return {
-        "id": str(upload.pk),
-        "status": upload.status,
-        "status_url": f"/api/v1/uploads/{upload.pk}",
-        "tests": upload.tests_count,
-        "failures": upload.failures_count,
-        "errors": upload.errors,
-        "warnings": upload.warnings,
-    }
+class RawBodyParser(parsers.BaseParser):
+    """Hand the raw body on unread, as the one report file of the upload.
+
+    Any media type: ``UploadsView`` has admitted only RAW_CONTENT_TYPES.
+    """
+
+    media_type = "*/*"
+
+    def parse(
+        self, stream: IO[bytes], media_type: str | None = None, parser_context=None
+    ) -> parsers.DataAndFiles:
+        return parsers.DataAndFiles({}, MultiValueDict({"file": [ReportBody(stream)]}))
 
 
-def _received_files(request: HttpRequest) -> list[services.ReceivedFile]:
-    budget = settings.FLAKEWATCH_MAX_UPLOAD_BYTES
-    files = []
-    if request.content_type == "multipart/form-data":
-        for uploaded in request.FILES.getlist("file"):
+class UploadAPIView(APIView):
+    """A view of the upload API: its token scopes, its wrong-method sentence."""
+
+    token_scopes: ClassVar[tuple[str, ...]]
+    wrong_method_detail: ClassVar[str]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # A wrong method answers 405 before the token is checked, as it
+        # always has: the Allow header tells a script what to fix.
+        if request.method.lower() not in self.http_method_names:
+            self.http_method_not_allowed(request, *args, **kwargs)
+        super().initial(request, *args, **kwargs)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, services.UploadError):
+            error = exceptions.APIException(exc.detail)
+            error.status_code = ERROR_STATUS[type(exc)]
+            exc = error
+        return super().handle_exception(exc)
+
+
+class UploadRequestSchema(AutoSchema):
+    """The upload's schema, its request body required.
+
+    drf-spectacular calls a body optional when one of its media types is a
+    plain string (the raw report); every upload needs one.
+    """
+
+    def _get_request_body(self, direction: str = "request") -> dict | None:
+        body = super()._get_request_body(direction)
+        if body is not None:
+            body["required"] = True
+        return body
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description)
+
+
+class UploadsView(UploadAPIView):
+    token_scopes = (ApiToken.Scope.UPLOAD,)
+    wrong_method_detail = "Use POST to upload reports."
+    http_method_names = ["post"]
+    parser_classes = [MultipartParser, RawBodyParser]
+    schema = UploadRequestSchema()
+
+    @extend_schema(
+        operation_id="create_upload",
+        tags=["upload"],
+        summary="Upload JUnit XML reports of one CI job (an upload token).",
+        description=(
+            "Multipart form fields and 'file' parts (.gz accepted), or one report "
+            "as the raw body with the fields as query parameters (query parameters "
+            "are read only for a raw body). A raw body may be gzip: send "
+            "'Content-Encoding: gzip', or a content type of application/gzip, "
+            "application/x-gzip or application/octet-stream. Also accepted as a "
+            "raw body: text/xml."
+        ),
+        parameters=[UploadQuerySerializer],
+        request={
+            # The encoding marks the file parts as files (with a filename).
+            MULTIPART: OpenApiRequest(
+                UploadFormSerializer,
+                encoding={"file": {"contentType": "application/octet-stream"}},
+            ),
+            "application/xml": OpenApiTypes.STR,
+            "application/octet-stream": OpenApiTypes.BINARY,
+        },
+        responses={
+            200: OpenApiResponse(
+                UploadSerializer, "The same reports again: the first upload."
+            ),
+            202: OpenApiResponse(UploadSerializer, "Stored and queued for processing."),
+            400: _error("A field is missing or malformed, or no file."),
+            401: _error("No token, or not an upload token."),
+            413: _error("The reports exceed the size limit."),
+            415: _error("Not multipart, XML or gzip."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        """Accept a JUnit XML upload: multipart files or a raw XML body."""
+        limit = settings.FLAKEWATCH_MAX_UPLOAD_BYTES
+        if _content_length(request) > limit + MULTIPART_OVERHEAD:
+            raise services.UploadTooLarge(limit)
+        media_type = parse_header_parameters(request.content_type or "")[0]
+        if media_type == MULTIPART:
+            meta = read_metadata(request.POST)
+        elif media_type in RAW_CONTENT_TYPES:
+            meta = read_metadata(request.query_params)
+            encoding = request.headers.get("Content-Encoding", "identity").lower()
+            if encoding not in ("identity", "gzip"):
+                raise exceptions.UnsupportedMediaType(
+                    media_type, "Content-Encoding must be gzip or absent."
+                )
+        else:
+            raise exceptions.UnsupportedMediaType(
+                media_type,
+                f"Content type {media_type or '(none)'!r} is not accepted: send "
+                "multipart/form-data (curl -F file=@junit.xml) or a raw body with "
+                "'Content-Type: application/xml'.",
+            )
+        files = []
+        budget = limit
+        for report in request.FILES.getlist("file"):
             received = services.receive_file(
-                uploaded.name or "report.xml", uploaded.chunks(), budget=budget
+                report.name or "report.xml", report.chunks(), budget=budget
             )
             budget -= received.size_bytes
             files.append(received)
-        return files
-    if request.headers.get("Content-Encoding", "identity").lower() not in (
-        "identity",
-        "gzip",
-    ):
-        raise UploadRejected(415, "Content-Encoding must be gzip or absent.")
-    body = request.read()
-    if body:
-        files.append(services.receive_file("report.xml", [body], budget=budget))
-    return files
-
-
-@csrf_exempt
-def uploads(request: HttpRequest) -> JsonResponse:
-    """Accept a JUnit XML upload: multipart files or a raw XML body."""
-    if request.method != "POST":
-        return error(405, "Use POST to upload reports.", allow="POST")
-    token = _token(request, (ApiToken.Scope.UPLOAD,))
-    if isinstance(token, JsonResponse):
-        return token
-    limit = settings.FLAKEWATCH_MAX_UPLOAD_BYTES
-    if int(request.META.get("CONTENT_LENGTH") or 0) > limit + MULTIPART_OVERHEAD:
-        return services_error(services.too_large(limit))
-    if (
-        request.content_type != "multipart/form-data"
-        and request.content_type not in RAW_CONTENT_TYPES
-    ):
-        return error(
-            415,
-            f"Content type {request.content_type or '(none)'!r} is not accepted: send "
-            "multipart/form-data (curl -F file=@junit.xml) or a raw body with "
-            "'Content-Type: application/xml'.",
-        )
-    try:
-        fields = (
-            request.POST
-            if request.content_type == "multipart/form-data"
-            else request.GET
-        )
-        meta = services.read_metadata(fields)
-        files = _received_files(request)
         upload, created = services.accept_upload(
-            project=token.project, meta=meta, files=files
+            project=request.auth.project, meta=meta, files=files
         )
-    except UploadRejected as exc:
-        return services_error(exc)
-    except RequestDataTooBig:
-        return services_error(services.too_large(limit))
-    except TooManyFilesSent:
-        return error(
-            400, "Too many files in one upload; send them in several requests."
-        )
-    except MultiPartParserError as exc:
-        return error(400, f"The multipart body could not be read ({exc}).")
-    return JsonResponse(upload_body(upload), status=202 if created else 200)
+        return Response(UploadSerializer(upload).data, status=202 if created else 200)
 
 
-def services_error(exc: UploadRejected) -> JsonResponse:
-    return error(exc.status, exc.detail)
+def _content_length(request: Request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
 
 
-@csrf_exempt  # token-authenticated; and so that other methods get JSON, not CSRF HTML
-def upload_status(request: HttpRequest, upload_id: int) -> JsonResponse:
-    """Report an upload's processing status and counts."""
-    if request.method not in ("GET", "HEAD"):
-        return error(405, "Use GET to read an upload's status.", allow="GET, HEAD")
-    token = _token(request, (ApiToken.Scope.UPLOAD, ApiToken.Scope.READ))
-    if isinstance(token, JsonResponse):
-        return token
-    upload = Upload.objects.filter(pk=upload_id, project=token.project).first()
-    if upload is None:
-        return error(404, f"No upload {upload_id} in project {token.project.slug}.")
-    return JsonResponse(upload_body(upload))
+class UploadStatusView(UploadAPIView):
+    token_scopes = (ApiToken.Scope.UPLOAD, ApiToken.Scope.READ)
+    wrong_method_detail = "Use GET to read an upload's status."
+    http_method_names = ["get", "head"]
+
+    @extend_schema(
+        operation_id="get_upload",
+        tags=["upload"],
+        summary="An upload's processing status and counts.",
+        responses={
+            200: OpenApiResponse(UploadSerializer, "The upload."),
+            401: _error("No token, or not a token of this API."),
+            404: _error("No such upload in the token's project."),
+        },
+    )
+    def get(self, request: Request, upload_id: int) -> Response:
+        """Report an upload's processing status and counts."""
+        project = request.auth.project
+        upload = Upload.objects.filter(pk=upload_id, project=project).first()
+        if upload is None:
+            raise exceptions.NotFound(
+                f"No upload {upload_id} in project {project.slug}."
+            )
+        return Response(UploadSerializer(upload).data)

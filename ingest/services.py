@@ -6,8 +6,12 @@ stored. ``process_upload`` marks it processing (committed, so the status
 endpoint shows it), then parses and writes every result and the DONE mark in
 one transaction under the upload's row lock: a redelivered or duplicate task
 either waits for that lock and finds DONE, or finds nothing written.
-``requeue_stale_uploads`` re-enqueues uploads whose dispatch was lost (broker
-down) or whose worker died.
+``requeue_stale_uploads`` re-sends uploads whose task could not be sent
+(broker down: at once), whose task was lost, or whose worker died.
+``ingest_now`` does all of it in-process, for the command and for tests.
+
+Errors here are domain errors (``UploadError`` and its kinds) carrying a
+sentence a person can act on; the interfaces map them to status codes.
 """
 
 from __future__ import annotations
@@ -19,15 +23,16 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
-from flakewatch import db, results
+from flakewatch import db, dispatch, results
 from flakewatch.analytics.signatures import failure_signature
+from flakewatch.analysis import analyze_upload
 from flakewatch.models import Project, Upload, UploadFile
 from ingest.parsing import ParsedReport, ReportError, collector_paused, parse_report
 
@@ -40,13 +45,28 @@ STORE_COMPRESSLEVEL = 1
 READ_CHUNK = 1 << 20
 
 
-class UploadRejected(Exception):
-    """The request cannot become an upload; ``status`` is the HTTP code."""
+class UploadError(Exception):
+    """The input cannot become an upload; ``detail`` says what to do."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, detail: str) -> None:
         super().__init__(detail)
-        self.status = status
         self.detail = detail
+
+
+class InvalidUpload(UploadError):
+    """A field is missing or malformed, no report came, or one is not gzip."""
+
+
+class UploadTooLarge(UploadError):
+    """The reports exceed ``limit`` bytes after decompression."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"The reports exceed the {limit // (1024 * 1024)} MB limit after "
+            "decompression; upload them in separate requests or raise "
+            "FLAKEWATCH_MAX_UPLOAD_BYTES."
+        )
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -66,73 +86,6 @@ class ReceivedFile:
     content_sha256: str
     size_bytes: int
     payload_gz: bytes
-
-
-REQUIRED_FIELDS = ("commit", "branch", "build", "job")
-FIELD_LIMITS = {"commit": 64, "branch": 255, "build": 255, "job": 255}
-
-
-def read_metadata(fields) -> UploadMetadata:
-    """Validate upload fields (a QueryDict or dict of str) into metadata."""
-    values = {
-        key: (fields.get(key) or "").strip()
-        for key in (*REQUIRED_FIELDS, "attempt", "build_url", "started_at")
-    }
-    missing = [key for key in REQUIRED_FIELDS if not values[key]]
-    if missing:
-        raise UploadRejected(
-            400,
-            f"Missing {', '.join(missing)}: send commit, branch, build and job as form "
-            "fields (-F commit=...) or query parameters (?commit=...).",
-        )
-    for key, limit in FIELD_LIMITS.items():
-        if len(values[key]) > limit:
-            raise UploadRejected(400, f"{key} is longer than {limit} characters.")
-    attempt = 1
-    if values["attempt"]:
-        try:
-            attempt = int(values["attempt"])
-        except ValueError:
-            attempt = 0
-        if not 1 <= attempt <= 10_000:
-            raise UploadRejected(
-                400,
-                "attempt must be a whole number from 1 (the CI job's re-run counter).",
-            )
-    build_url = values["build_url"]
-    if build_url and (
-        len(build_url) > 1000 or not build_url.startswith(("http://", "https://"))
-    ):
-        raise UploadRejected(
-            400, "build_url must be an http(s) URL of at most 1000 characters."
-        )
-    started_at = None
-    if values["started_at"]:
-        try:
-            started_at = datetime.fromisoformat(values["started_at"])
-        except ValueError:
-            raise UploadRejected(
-                400, "started_at must be an ISO 8601 time, e.g. 2026-05-01T10:00:00Z."
-            ) from None
-        if timezone.is_naive(started_at):
-            started_at = timezone.make_aware(started_at, timezone.UTC)
-    return UploadMetadata(
-        commit_sha=values["commit"],
-        branch=values["branch"],
-        build=values["build"],
-        job=values["job"],
-        attempt=attempt,
-        build_url=build_url,
-        started_at=started_at,
-    )
-
-
-def too_large(limit: int) -> UploadRejected:
-    return UploadRejected(
-        413,
-        f"The reports exceed the {limit // (1024 * 1024)} MB limit after decompression; "
-        "upload them in separate requests or raise FLAKEWATCH_MAX_UPLOAD_BYTES.",
-    )
 
 
 def receive_file(
@@ -162,7 +115,7 @@ def receive_file(
                     out = decompressor.decompress(data, budget - size + 1)
                     size += len(out)
                     if size > budget:
-                        raise too_large(settings.FLAKEWATCH_MAX_UPLOAD_BYTES)
+                        raise UploadTooLarge(settings.FLAKEWATCH_MAX_UPLOAD_BYTES)
                     digest.update(out)
                     data = decompressor.unconsumed_tail
                     if decompressor.eof:
@@ -173,11 +126,11 @@ def receive_file(
                         else:
                             data = b""
         except zlib.error as exc:
-            raise UploadRejected(
-                400, f"{filename} looks gzip-compressed but is not valid gzip ({exc})."
+            raise InvalidUpload(
+                f"{filename} looks gzip-compressed but is not valid gzip ({exc})."
             ) from None
         if not decompressor.eof:
-            raise UploadRejected(400, f"{filename} is a truncated gzip file.")
+            raise InvalidUpload(f"{filename} is a truncated gzip file.")
         payload = b"".join(compressed)
     else:
         compressor = zlib.compressobj(STORE_COMPRESSLEVEL, zlib.DEFLATED, 31)
@@ -185,7 +138,7 @@ def receive_file(
         for chunk in _chain(first, chunks):
             size += len(chunk)
             if size > budget:
-                raise too_large(settings.FLAKEWATCH_MAX_UPLOAD_BYTES)
+                raise UploadTooLarge(settings.FLAKEWATCH_MAX_UPLOAD_BYTES)
             digest.update(chunk)
             parts.append(compressor.compress(chunk))
         parts.append(compressor.flush())
@@ -214,18 +167,22 @@ def idempotency_key(meta: UploadMetadata, files: list[ReceivedFile]) -> str:
 
 
 def accept_upload(
-    *, project: Project, meta: UploadMetadata, files: list[ReceivedFile]
+    *,
+    project: Project,
+    meta: UploadMetadata,
+    files: list[ReceivedFile],
+    enqueue: bool = True,
 ) -> tuple[Upload, bool]:
     """Store an upload and enqueue it on commit; return (upload, created).
 
     Idempotent: the same reports for the same (build, job, attempt) return
     the upload stored first, with ``created`` False, and enqueue nothing.
+    ``enqueue=False`` leaves the processing to the caller (``ingest_now``).
     Owns its transaction.
     """
     if not files:
-        raise UploadRejected(
-            400,
-            "No report attached: send it as -F file=@junit.xml or as the request body.",
+        raise InvalidUpload(
+            "No report attached: send it as -F file=@junit.xml or as the request body."
         )
     key = idempotency_key(meta, files)
     try:
@@ -251,9 +208,12 @@ def accept_upload(
                 )
                 for f in files
             )
-            transaction.on_commit(lambda: enqueue_upload(upload.pk))
+            if enqueue:
+                transaction.on_commit(
+                    partial(send_task_for, dispatch.PROCESS_UPLOAD, upload.pk)
+                )
     except IntegrityError:
-        existing = Upload.objects.filter(project=project, idempotency_key=key).first()
+        existing = find_upload(project, meta=meta, files=files)
         if existing is None:  # not the idempotency constraint after all
             raise
         return existing, False
@@ -261,38 +221,42 @@ def accept_upload(
     return upload, True
 
 
-def enqueue_upload(upload_id: int) -> bool:
-    """Send the processing task; on a broker failure log it and return False.
+def find_upload(
+    project: Project, *, meta: UploadMetadata, files: list[ReceivedFile]
+) -> Upload | None:
+    """Return the upload these reports of this job attempt already made, if any."""
+    key = idempotency_key(meta, files)
+    return Upload.objects.filter(project=project, idempotency_key=key).first()
 
-    The sweeper re-enqueues whatever could not be sent, so a request never
-    waits on a broker that is down.
+
+def ingest_now(
+    project: Project, *, meta: UploadMetadata, files: list[ReceivedFile]
+) -> Upload:
+    """Accept, process and analyse an upload in this process; return it.
+
+    Sends no task: for the ``ingest`` command, tests and benchmarks. Safe to
+    repeat: the same reports again return the first upload, finished if it
+    was not (a stored but unprocessed upload is processed here). Owns its
+    transactions.
     """
-    from ingest.tasks import process_upload_task
-
-    try:
-        process_upload_task.apply_async((upload_id,), retry=False)
-    except (BrokerError, ConnectionError, TimeoutError):
-        logger.warning(
-            "upload not enqueued, the sweeper will retry",
-            extra={"upload_id": upload_id},
-        )
-        return False
-    return True
+    upload, _ = accept_upload(project=project, meta=meta, files=files, enqueue=False)
+    process_upload(upload.pk, enqueue_analysis=False)
+    analyze_upload(upload.pk)
+    upload.refresh_from_db()
+    return upload
 
 
-def enqueue_analysis(upload_id: int) -> bool:
-    """Send the analytics task; on a broker failure the sweeper resends it."""
-    from flakewatch.tasks import analyze_upload_task
+def send_task_for(task: str, upload_id: int) -> bool:
+    """Send ``task`` for an upload; if the broker is down, mark the upload.
 
-    try:
-        analyze_upload_task.apply_async((upload_id,), retry=False)
-    except (BrokerError, ConnectionError, TimeoutError):
-        logger.warning(
-            "analysis not enqueued, the sweeper will retry",
-            extra={"upload_id": upload_id},
-        )
-        return False
-    return True
+    The mark (``dispatch_failed``) makes the next sweep re-send it at once,
+    rather than when it is older than FLAKEWATCH_REQUEUE_AFTER_SECONDS. Call
+    it outside a transaction (on commit), so that the mark commits.
+    """
+    sent = dispatch.send(task, upload_id)
+    if not sent:
+        Upload.objects.filter(pk=upload_id).update(dispatch_failed=True)
+    return sent
 
 
 def _begin_processing(upload_id: int) -> bool:
@@ -323,12 +287,13 @@ def _begin_processing(upload_id: int) -> bool:
         return True
 
 
-def process_upload(upload_id: int) -> None:
+def process_upload(upload_id: int, *, enqueue_analysis: bool = True) -> None:
     """Parse a stored upload and write its results; safe to repeat.
 
-    Owns its transactions. Unreadable reports mark the upload failed (they
-    will not improve on retry); database errors propagate for the task's
-    retry.
+    Sends the analysis task on commit unless ``enqueue_analysis`` is False
+    (the caller analyses). Owns its transactions. Unreadable reports mark
+    the upload failed (they will not improve on retry); database errors
+    propagate for the task's retry.
     """
     if not _begin_processing(upload_id):
         return
@@ -352,7 +317,10 @@ def process_upload(upload_id: int) -> None:
             store_reports(upload, reports, now=timezone.now())
             # The analytics follow in their own task and transaction, so a
             # large upload's results are committed without waiting for them.
-            transaction.on_commit(lambda: enqueue_analysis(upload_id))
+            if enqueue_analysis:
+                transaction.on_commit(
+                    partial(send_task_for, dispatch.ANALYZE_UPLOAD, upload_id)
+                )
             upload.status = Upload.Status.DONE
             upload.tests_count = sum(r.testcases for r in reports)
             upload.failures_count = sum(r.failures for r in reports)
@@ -422,13 +390,17 @@ def execution_rows(
 
 
 def requeue_stale_uploads() -> int:
-    """Re-enqueue uploads left queued too long or orphaned mid-processing,
-    and done uploads whose analytics task was lost.
+    """Re-send the tasks of uploads left behind; return how many were sent.
 
-    An upload being processed (or analysed) is row-locked by its worker for
-    the whole write, so a PROCESSING row that can be locked has lost its
-    worker (the database released the lock when the worker's connection
-    died). Returns how many tasks were sent. PostgreSQL only: the embedded
+    At once: uploads whose last task could not be sent (``dispatch_failed``,
+    the broker was down) and PROCESSING uploads that lost their worker. An
+    upload being processed (or analysed) is row-locked by its worker for the
+    whole write, so a PROCESSING row that can be locked has lost its worker
+    (the database released the lock when the worker's connection died).
+    After FLAKEWATCH_REQUEUE_AFTER_SECONDS: queued uploads, and done uploads
+    waiting for their analysis, whose task was sent but lost (a broker that
+    restarted without its data). Stops at the first task the broker refuses:
+    the rest wait, marked, for the next sweep. PostgreSQL only: the embedded
     default runs tasks inline and has no worker to lose.
     """
     if not db.is_postgresql():
@@ -436,42 +408,46 @@ def requeue_stale_uploads() -> int:
     cutoff = timezone.now() - timedelta(
         seconds=settings.FLAKEWATCH_REQUEUE_AFTER_SECONDS
     )
+    due = Q(dispatch_failed=True) | Q(status_changed_at__lt=cutoff)
     with transaction.atomic():
         # Uses upload_unfinished_idx (partial, status in queued/processing).
         stale = list(
             Upload.objects.select_for_update(skip_locked=True)
             .filter(
-                Q(status=Upload.Status.QUEUED, status_changed_at__lt=cutoff)
+                (Q(status=Upload.Status.QUEUED) & due)
                 | Q(status=Upload.Status.PROCESSING)
-            )
-            .order_by("status_changed_at")
-            .values_list("pk", "status")[:1000]
-        )
-        # Uses upload_unanalyzed_idx (partial, done and not analysed).
-        unanalyzed = list(
-            Upload.objects.select_for_update(skip_locked=True)
-            .filter(
-                status=Upload.Status.DONE,
-                analyzed_at__isnull=True,
-                status_changed_at__lt=cutoff,
             )
             .order_by("status_changed_at")
             .values_list("pk", flat=True)[:1000]
         )
-    sent = [pk for pk, _ in stale if enqueue_upload(pk)]
-    analyses = [pk for pk in unanalyzed if enqueue_analysis(pk)]
-    waiting = [
-        pk for pk, status in stale if status == Upload.Status.QUEUED and pk in sent
-    ]
-    if waiting or analyses:
-        # Not again next sweep while they wait in the queue behind others.
-        Upload.objects.filter(pk__in=[*waiting, *analyses]).update(
-            status_changed_at=timezone.now()
+        # Uses upload_unanalyzed_idx (partial, done and not analysed).
+        unanalyzed = list(
+            Upload.objects.select_for_update(skip_locked=True)
+            .filter(due, status=Upload.Status.DONE, analyzed_at__isnull=True)
+            .order_by("status_changed_at")
+            .values_list("pk", flat=True)[:1000]
         )
-    if stale:
+    sent: list[int] = []
+    tasks = [(dispatch.PROCESS_UPLOAD, pk) for pk in stale]
+    tasks += [(dispatch.ANALYZE_UPLOAD, pk) for pk in unanalyzed]
+    for task, pk in tasks:
+        if not send_task_for(task, pk):
+            break  # the broker is down; each send would wait for its timeout
+        sent.append(pk)
+    if sent:
+        # Not again next sweep while they wait in the queue behind others;
+        # the status filter leaves alone an upload the task already moved on.
+        now = timezone.now()
+        Upload.objects.filter(pk__in=sent).update(dispatch_failed=False)
+        Upload.objects.filter(
+            Q(status=Upload.Status.QUEUED)
+            | Q(status=Upload.Status.DONE, analyzed_at__isnull=True),
+            pk__in=sent,
+        ).update(status_changed_at=now)
+    if tasks:
         logger.info(
-            "requeued %s stale uploads (%s could not be sent)",
+            "re-sent the tasks of %s uploads left behind (%s could not be sent)",
             len(sent),
-            len(stale) - len(sent),
+            len(tasks) - len(sent),
         )
-    return len(sent) + len(analyses)
+    return len(sent)

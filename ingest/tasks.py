@@ -1,34 +1,50 @@
 """Celery tasks: thin wrappers over ``ingest.services``.
 
-Task names are wire format: never rename one without leaving an alias.
+Task names are wire format (``flakewatch.dispatch`` sends them by name):
+never rename one without leaving an alias.
 """
 
-from celery import shared_task
-from celery.signals import worker_ready
-from django.db import OperationalError
+from __future__ import annotations
 
+import logging
+from typing import Any
+
+from celery import bootsteps, shared_task
+from django.db import DatabaseError, close_old_connections
+
+from flakewatch import dispatch
+from flakewatch.celery import app
 from ingest import services
 
+logger = logging.getLogger(__name__)
 
-# Only transient database errors retry; unreadable reports are final and are
-# recorded on the upload by the service, never raised.
-@shared_task(
-    name="ingest.process_upload",
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=5,
-)
+
+@shared_task(name=dispatch.PROCESS_UPLOAD, **dispatch.RETRY_POLICY)
 def process_upload_task(upload_id: int) -> None:
     services.process_upload(upload_id)
 
 
-@shared_task(name="ingest.requeue_stale_uploads")
+@shared_task(name=dispatch.REQUEUE_STALE_UPLOADS, **dispatch.RETRY_POLICY)
 def requeue_stale_uploads_task() -> None:
     services.requeue_stale_uploads()
 
 
-@worker_ready.connect
-def requeue_on_worker_start(**kwargs) -> None:
-    """Pick up uploads a dead worker left behind without waiting for beat."""
-    services.requeue_stale_uploads()
+class SweepOnConnect(bootsteps.StartStopStep):
+    """Sweep each time the worker connects to the broker, at start-up and after
+    an outage: uploads accepted while the broker was down, or left behind by
+    a dead worker, are re-sent at once rather than at the next beat sweep.
+    """
+
+    # After the task consumer, before the event loop (the last step) starts.
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def start(self, parent: Any) -> None:
+        close_old_connections()  # this process holds no request to close them
+        try:
+            services.requeue_stale_uploads()
+        except DatabaseError:
+            # The worker must still start; the next periodic sweep retries.
+            logger.exception("sweep on broker connect failed")
+
+
+app.steps["consumer"].add(SweepOnConnect)

@@ -3,6 +3,8 @@ from django.urls import path
 from ingest import api
 
 urlpatterns = [
-    path("uploads", api.uploads, name="uploads"),
-    path("uploads/<int:upload_id>", api.upload_status, name="upload-status"),
+    path("uploads", api.UploadsView.as_view(), name="uploads"),
+    path(
+        "uploads/<int:upload_id>", api.UploadStatusView.as_view(), name="upload-status"
+    ),
 ]

@@ -636,7 +636,7 @@ def test_writing_methods_are_405_with_a_detail(client, project, read_token):
     assert "GET" in response["Allow"]
 
 
-def test_the_upload_api_still_answers_with_its_own_errors(client, read_token):
+def test_the_upload_api_answers_the_same_token_errors(client, read_token):
     response = client.post(
         "/api/v1/uploads", {}, headers={"Authorization": f"Bearer {read_token}"}
     )

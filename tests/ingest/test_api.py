@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from urllib.parse import urlencode
 
 import pytest
 from django.test import override_settings
@@ -207,6 +208,112 @@ def test_wrong_method_answers_json_405(client, upload_token):
         "/api/v1/uploads", headers={"Authorization": f"Bearer {upload_token}"}
     )
     assert_detail(response, 405, "POST")
+
+
+def test_wrong_method_is_405_with_allow_even_without_a_token(client, db):
+    for method, url, allow in [
+        ("get", "/api/v1/uploads", "POST"),
+        ("options", "/api/v1/uploads", "POST"),
+        ("delete", "/api/v1/uploads/1", "GET, HEAD"),
+        ("post", "/api/v1/uploads/1", "GET, HEAD"),
+    ]:
+        response = getattr(client, method)(url)
+        assert_detail(response, 405, "Use ")
+        assert response["Allow"] == allow
+
+
+def test_status_answers_head_like_get(client, upload_token):
+    response = post_multipart(client, upload_token, [as_file("j.xml", junit_report(1))])
+    head = client.head(
+        response.json()["status_url"],
+        headers={"Authorization": f"Bearer {upload_token}"},
+    )
+    assert head.status_code == 200
+    assert head.content == b""
+
+
+def test_status_takes_a_read_token_of_the_project(client, upload_token, read_token):
+    response = post_multipart(client, upload_token, [as_file("j.xml", junit_report(1))])
+    status = client.get(
+        response.json()["status_url"],
+        headers={"Authorization": f"Bearer {read_token}"},
+    )
+    assert (status.status_code, status.json()["id"]) == (200, response.json()["id"])
+
+
+def test_empty_optional_fields_take_their_defaults(client, upload_token):
+    response = post_multipart(
+        client,
+        upload_token,
+        [as_file("j.xml", junit_report(1))],
+        attempt="",
+        build_url=" ",
+        started_at="",
+    )
+    assert response.status_code == 202
+    upload = Upload.objects.get()
+    assert (upload.attempt, upload.build_url, upload.started_at) == (1, "", None)
+
+
+def test_fields_are_read_without_surrounding_whitespace(client, upload_token):
+    response = post_multipart(
+        client,
+        upload_token,
+        [as_file("j.xml", junit_report(1))],
+        commit=" c0ffee\n",
+        attempt=" 3 ",
+        started_at="2026-05-01T10:00:00",
+    )
+    assert response.status_code == 202
+    upload = Upload.objects.get()
+    assert (upload.commit_sha, upload.attempt) == ("c0ffee", 3)
+    assert upload.started_at.isoformat() == "2026-05-01T10:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "phrase"),
+    [
+        ("commit", "a" * 65, "commit is longer than 64 characters"),
+        ("job", "j" * 256, "job is longer than 255 characters"),
+        ("attempt", "2.0", "attempt must be a whole number"),
+        ("attempt", "99999999999999999999", "attempt must be a whole number"),
+        ("attempt", "-1", "attempt must be a whole number"),
+        ("build_url", "https://" + "x" * 1000, "build_url must be an http(s) URL"),
+        ("branch", "main\x00", "branch"),
+    ],
+)
+def test_field_over_its_limit_or_malformed_is_400_naming_it(
+    client, upload_token, field, value, phrase
+):
+    response = post_raw(
+        client,
+        upload_token,
+        junit_report(1),
+        query="?" + urlencode({**FIELDS, field: value}),
+    )
+    assert_detail(response, 400, phrase)
+    assert Upload.objects.count() == 0
+
+
+def test_more_files_than_django_reads_is_400(client, upload_token):
+    files = [as_file(f"j{i}.xml", junit_report(1)) for i in range(101)]
+    response = post_multipart(client, upload_token, files)
+    assert_detail(response, 400, "Too many files")
+    assert Upload.objects.count() == 0
+
+
+def test_file_names_keep_no_path_and_no_nul(client, upload_token):
+    files = [as_file("../../etc/unit\x00.xml", junit_report(1))]
+    response = post_multipart(client, upload_token, files)
+    assert response.status_code == 202
+    assert Upload.objects.get().files.get().filename == "unit.xml"
+
+
+def test_content_encoding_other_than_gzip_is_415(client, upload_token):
+    response = post_raw(
+        client, upload_token, junit_report(1), **{"Content-Encoding": "br"}
+    )
+    assert_detail(response, 415, "Content-Encoding must be gzip")
 
 
 def test_a_file_that_is_not_xml_fails_the_upload_with_line(client, upload_token):

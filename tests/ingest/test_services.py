@@ -7,12 +7,20 @@ import gzip
 import json
 from datetime import timedelta
 
-from django.core.management import call_command
+import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
 from flakewatch import results
-from flakewatch.models import Case, CaseResult, FailureMessage, Project, Upload
+from flakewatch.models import (
+    Case,
+    CaseResult,
+    CaseState,
+    FailureMessage,
+    Project,
+    Upload,
+)
 from ingest import services
 from tests.conftest import junit_bytes
 from tests.factories import junit_report
@@ -38,13 +46,29 @@ def redis_broker():
 
 def queued_upload_ids(broker) -> list[int]:
     """Read the upload ids of the process_upload messages waiting in Redis."""
-    ids = []
-    for raw in broker.lrange("ingest", 0, -1):
-        message = json.loads(raw)
-        assert message["headers"]["task"] == "ingest.process_upload"
-        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-        ids.append(args[0])
-    return ids
+    return [pk for task, pk in sent_tasks(broker) if task == "ingest.process_upload"]
+
+
+def sent_tasks(broker) -> list[tuple[str, int]]:
+    """Read (task name, upload id) of every message waiting in Redis.
+
+    Each queue is a list per priority level: "ingest", "celery" and their
+    "<queue>\x06\x16<priority>" lists (kombu's naming).
+    """
+    tasks = []
+    for key in sorted(broker.keys("ingest*") + broker.keys("celery*")):
+        if broker.type(key) != b"list":
+            continue
+        for raw in broker.lrange(key, 0, -1):
+            message = json.loads(raw)
+            args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+            tasks.append((message["headers"]["task"], args[0]))
+    return tasks
+
+
+def empty_queues(broker) -> None:
+    for key in broker.keys("ingest*") + broker.keys("celery*"):
+        broker.delete(key)
 
 
 def result_rows(upload):
@@ -162,13 +186,57 @@ def test_sweeper_requeues_stale_queued_and_orphaned_processing(project, settings
     )
     Upload.objects.filter(pk=orphan.pk).update(status=Upload.Status.PROCESSING)
     broker = redis_broker()
-    broker.delete("ingest")
+    empty_queues(broker)
     assert services.requeue_stale_uploads() == 2
     sent = queued_upload_ids(broker)
     assert sorted(sent) == sorted([stale.pk, orphan.pk])
     assert fresh.pk not in sent
     stale.refresh_from_db()
     assert timezone.now() - stale.status_changed_at < timedelta(seconds=5)
+
+
+def test_sweeper_resends_uploads_whose_task_could_not_be_sent_at_once(
+    project, settings
+):
+    settings.FLAKEWATCH_REQUEUE_AFTER_SECONDS = 3600
+    fresh = accept(project, junit_report(1), build="fresh")
+    unsent = accept(project, junit_report(1), build="unsent")
+    unanalysed = accept(project, junit_report(1), build="unanalysed")
+    services.process_upload(unanalysed.pk)
+    # What send_task_for records when the broker refuses the task.
+    Upload.objects.filter(pk__in=[unsent.pk, unanalysed.pk]).update(
+        dispatch_failed=True
+    )
+    broker = redis_broker()
+    empty_queues(broker)
+    assert services.requeue_stale_uploads() == 2
+    assert sorted(sent_tasks(broker)) == [
+        ("flakewatch.analyze_upload", unanalysed.pk),
+        ("ingest.process_upload", unsent.pk),
+    ]
+    assert not Upload.objects.filter(dispatch_failed=True).exists()
+    empty_queues(broker)
+    assert services.requeue_stale_uploads() == 0  # not again while they wait
+    assert fresh.pk not in queued_upload_ids(broker)
+
+
+def test_ingest_now_stores_and_analyses_in_process_sending_no_task(project):
+    broker = redis_broker()
+    empty_queues(broker)
+    meta = services.UploadMetadata(
+        commit_sha="abc123", branch="main", build="9", job="unit"
+    )
+    files = [
+        services.receive_file("j.xml", [junit_report(5, failing={2})], budget=10**6)
+    ]
+    upload = services.ingest_now(project, meta=meta, files=files)
+    assert (upload.status, upload.tests_count, upload.failures_count) == ("done", 5, 1)
+    assert upload.analyzed_at is not None
+    assert CaseState.objects.filter(project=project).count() == 5
+    again = services.ingest_now(project, meta=meta, files=files)
+    assert again.pk == upload.pk
+    assert CaseResult.objects.count() == 5
+    assert sent_tasks(broker) == []
 
 
 def test_ingest_command_backfills_files_in_process(project, tmp_path, capsys):
@@ -180,6 +248,18 @@ def test_ingest_command_backfills_files_in_process(project, tmp_path, capsys):
     args += ["--build", "7", "--job", "backfill", str(unit), str(integration)]
     call_command("ingest", *args)
     assert "done, 10 tests, 1 failures" in capsys.readouterr().out
+    assert Upload.objects.get().analyzed_at is not None
     call_command("ingest", *args)
     assert "(already ingested)" in capsys.readouterr().out
     assert CaseResult.objects.count() == 10
+
+
+def test_ingest_command_names_a_bad_field(project, tmp_path):
+    report = tmp_path / "unit.xml"
+    report.write_bytes(junit_report(1))
+    args = ["--project", "payments", "--commit", "abc", "--branch", "main"]
+    args += ["--build", "7", "--job", "j", "--attempt", "0", str(report)]
+    with pytest.raises(CommandError, match="attempt must be a whole number"):
+        call_command("ingest", *args)
+    assert Upload.objects.count() == 0
+

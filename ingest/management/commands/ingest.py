@@ -6,10 +6,14 @@ from tqdm import tqdm
 
 from flakewatch.models import Project, Upload
 from ingest import services
+from ingest.serializers import read_metadata
 
 
 class Command(BaseCommand):
-    help = "Ingest saved JUnit XML files as one upload, in-process (no worker needed)."
+    help = (
+        "Ingest saved JUnit XML files as one upload and analyse it, in-process "
+        "(no worker needed)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -37,7 +41,7 @@ class Command(BaseCommand):
         if target is None:
             raise CommandError(f"No project {project!r}; create it with createproject.")
         try:
-            meta = services.read_metadata(
+            meta = read_metadata(
                 {
                     "commit": options["commit"],
                     "branch": options["branch"],
@@ -59,22 +63,18 @@ class Command(BaseCommand):
                         services.receive_file(path.name, chunks, budget=budget)
                     )
                 budget -= received[-1].size_bytes
-            upload, created = services.accept_upload(
-                project=target, meta=meta, files=received
-            )
-        except services.UploadRejected as exc:
-            raise CommandError(exc.detail) from None
-        if created:
+            seen = services.find_upload(target, meta=meta, files=received) is not None
             with tqdm(
                 total=1, desc="ingesting", unit="upload", file=self.stderr
             ) as bar:
-                services.process_upload(upload.pk)
+                upload = services.ingest_now(target, meta=meta, files=received)
                 bar.update()
-        upload.refresh_from_db()
+        except services.UploadError as exc:
+            raise CommandError(exc.detail) from None
         self.stdout.write(
             f"upload {upload.pk}: {upload.status}, {upload.tests_count} tests, "
             f"{upload.failures_count} failures"
-            + ("" if created else " (already ingested)")
+            + (" (already ingested)" if seen else "")
         )
         for problem in upload.errors:
             self.stderr.write(f"  error: {problem}")
