@@ -85,6 +85,13 @@ def beat_command(schedule: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def gunicorn_command(bind: str, workers: int) -> list[str]:
+    return [
+        str(BIN / "gunicorn"), "flakewatch.wsgi:application", "--bind", bind,
+        "--workers", str(workers), "--timeout", "60",
+    ]  # fmt: skip
+
+
 def start_redis() -> None:
     """Start Redis as the machine's services are started (see .ci/run)."""
     subprocess.run(
