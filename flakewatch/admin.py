@@ -23,7 +23,7 @@ class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
     readonly_fields = ("prefix", "token_hash", "created_at", "last_used_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        """Refuse: a token made here would never show its secret to anyone."""
+        """Refuse: createtoken issues tokens and shows each secret once."""
         return False
 
 

@@ -9,7 +9,7 @@ from flakewatch.tokens import issue_token
 
 
 class Command(BaseCommand):
-    """See ``help``."""
+    """Create a project and print its first upload token."""
 
     help = "Create a project and print a new upload token alone on the last line."
 

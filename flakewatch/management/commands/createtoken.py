@@ -9,7 +9,7 @@ from flakewatch.tokens import issue_token
 
 
 class Command(BaseCommand):
-    """See ``help``."""
+    """Issue an upload or read token for an existing project."""
 
     help = "Create an API token for a project and print it alone on the last line."
 
