@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import json
 import os
 import re
 import shlex
 import subprocess
 import sys
+import tomllib
 import urllib.request
 from pathlib import Path
 
@@ -242,3 +244,64 @@ def _get(url: str) -> bytes | None:
             return response.read()
     except OSError:
         return None
+
+
+# --- Dependencies -----------------------------------------------------------------
+
+LOCAL_MODULES = {"flakewatch", "ingest", "tests", "bench", "manage"} | {
+    path.stem
+    for path in (stack.ROOT / "bench").glob("*.py")  # run from bench/
+}
+
+
+def third_party_imports() -> set[str]:
+    names = set()
+    for folder in ("flakewatch", "ingest", "tests", "bench"):
+        for path in (stack.ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - LOCAL_MODULES
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def declared_distributions() -> set[str]:
+    project = tomllib.loads((stack.ROOT / "pyproject.toml").read_text())["project"]
+    specs = project["dependencies"] + project["optional-dependencies"]["dev"]
+    return {canonical(re.match(r"[A-Za-z0-9_.-]+", spec).group()) for spec in specs}
+
+
+def test_every_imported_package_is_declared_in_pyproject():
+    owners = importlib.metadata.packages_distributions()
+    imported = third_party_imports()
+    assert {"django", "redis", "yaml"} <= imported  # the walk found the imports
+    undeclared = {
+        module
+        for module in imported
+        if not {canonical(dist) for dist in owners.get(module, [])}
+        & declared_distributions()
+    }
+    assert undeclared == set()
+
+
+def test_every_declared_dependency_has_a_lower_and_an_upper_bound():
+    project = tomllib.loads((stack.ROOT / "pyproject.toml").read_text())["project"]
+    specs = project["dependencies"] + project["optional-dependencies"]["dev"]
+    unbounded = [s for s in specs if not re.search(r">=[^,]+,<", s)]
+    assert len(specs) >= 20
+    assert unbounded == []
+
+
+def test_constraints_pin_every_declared_dependency():
+    pinned = {
+        canonical(line.split("==")[0])
+        for line in (stack.ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    missing = declared_distributions() - pinned
+    assert missing == set(), "refresh the pins: make constraints"
