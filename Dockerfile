@@ -2,11 +2,12 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 FLAKEWATCH_DATA_DIR=/app/var
 WORKDIR /app
-COPY pyproject.toml README.md manage.py ./
+COPY pyproject.toml constraints.txt README.md manage.py ./
 COPY flakewatch ./flakewatch
 COPY ingest ./ingest
 COPY templates ./templates
-RUN pip install --no-cache-dir . \
+# The runtime dependencies only (no [dev]), at the versions CI tested.
+RUN pip install --no-cache-dir -c constraints.txt . \
     && useradd --system --home /app flakewatch \
     && mkdir -p /app/var && chown flakewatch /app/var
 USER flakewatch

@@ -2,17 +2,19 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# Exact versions CI and the image install; `make constraints` refreshes it.
+CONSTRAINTS := constraints.txt
 
 # The suite runs on the production stack: PostgreSQL and Redis on this machine.
 TEST_DATABASE_URL ?= postgres://root@127.0.0.1:5432/flakewatch
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/9
 
-.PHONY: run test lint bench
+.PHONY: run test lint constraints bench
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --upgrade pip -c $(CONSTRAINTS)
+	$(BIN)/pip install --quiet -e ".[dev]" -c $(CONSTRAINTS)
 	touch $@
 
 run: $(BIN)/.installed
@@ -22,10 +24,22 @@ run: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: lint
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	DJANGO_SECRET_KEY=test-only-secret $(BIN)/pytest $(PYTEST_ARGS)
+
+# Resolve pyproject.toml's ranges afresh in a scratch venv and pin the result
+# (setuptools only builds flakewatch: pyproject.toml bounds it, in isolation).
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/pip install --quiet --upgrade pip
+	.venv-constraints/bin/pip install --quiet ".[dev]"
+	{ echo "# pip freeze of the dev environment; refresh with: make constraints"; \
+	  .venv-constraints/bin/pip freeze --all --exclude flakewatch --exclude setuptools; } > $(CONSTRAINTS)
+	rm -rf .venv-constraints
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.ingest_speed

@@ -1,28 +1,36 @@
+"""Admin: browse projects, uploads and tests; audit and revoke tokens."""
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from flakewatch.models import ApiToken, Case, Project, Upload
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(admin.ModelAdmin[Project]):
+    """List and search projects."""
+
     list_display = ("slug", "name", "default_branch", "created_at")
     search_fields = ("slug", "name")
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
     """Tokens are created by ``manage.py createtoken``; admin audits and revokes."""
 
     list_display = ("prefix", "project", "scope", "label", "last_used_at", "revoked_at")
     list_filter = ("scope", "project")
     readonly_fields = ("prefix", "token_hash", "created_at", "last_used_at")
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Refuse: createtoken issues tokens and shows each secret once."""
         return False
 
 
 @admin.register(Upload)
-class UploadAdmin(admin.ModelAdmin):
+class UploadAdmin(admin.ModelAdmin[Upload]):
+    """Show uploads read-only: their rows are the ingest pipeline's record."""
+
     list_display = ("id", "project", "job", "build", "attempt", "commit_sha", "status")
     list_filter = ("status", "project")
     search_fields = ("commit_sha", "build", "job")
@@ -33,7 +41,9 @@ class UploadAdmin(admin.ModelAdmin):
 
 
 @admin.register(Case)
-class CaseAdmin(admin.ModelAdmin):
+class CaseAdmin(admin.ModelAdmin[Case]):
+    """List and search tests by name."""
+
     list_display = ("name", "classname", "suite", "project")
     list_filter = ("project",)
     search_fields = ("name", "classname")

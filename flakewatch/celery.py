@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flakewatch.settings")
@@ -16,14 +17,17 @@ app.autodiscover_tasks()
 
 
 @app.on_after_finalize.connect
-def schedule_sweeper(sender: Celery, **kwargs) -> None:
-    """Run the upload sweeper every FLAKEWATCH_SWEEP_SECONDS (default 60 s)."""
+def schedule_sweeper(sender: Celery, **kwargs: object) -> None:
+    """Schedule the upload sweeper on beat every FLAKEWATCH_SWEEP_MINUTES."""
     from django.conf import settings
 
-    every = settings.FLAKEWATCH_SWEEP_SECONDS
-    # expires: a sweep that waited a whole period is superseded by the next one.
+    minutes = settings.FLAKEWATCH_SWEEP_MINUTES
+    # crontab(minute="*/1"), the default: second 0 of every minute, UTC. With
+    # FLAKEWATCH_SWEEP_MINUTES=10, "*/10": :00, :10, ... :50 of every hour.
+    # expires: a sweep still waiting when the next is due is superseded by it.
     sender.add_periodic_task(
-        every,
-        sender.signature("ingest.requeue_stale_uploads", options={"expires": every}),
+        crontab(minute=f"*/{minutes}"),
+        sender.signature("ingest.requeue_stale_uploads"),
         name="requeue stale uploads",
+        expires=minutes * 60,
     )

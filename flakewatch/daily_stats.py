@@ -36,7 +36,8 @@ def count_daily_stats(
 
 def save_daily_stats(daily: DailyCounts) -> None:
     """Add the counted buckets to the stored ones; the caller owns the
-    transaction and applies each upload once."""
+    transaction and applies each upload once.
+    """
     names = ["case_id", "day", *COUNTED]
     db.upsert(
         DailyCaseStat,

@@ -8,13 +8,17 @@ settings table in README.md.
 
 from pathlib import Path
 
+import django_stubs_ext
 import environ
+
+django_stubs_ext.monkeypatch()  # lets code subscript ModelAdmin[...] at run time
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
+# Nothing here touches the disk: manage.py and wsgi.py create the SQLite file's
+# folder (flakewatch/sqlite.py), and collectstatic creates STATIC_ROOT.
 DATA_DIR = Path(env("FLAKEWATCH_DATA_DIR", default=str(BASE_DIR / "var")))
-DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEV_SECRET_KEY = "flakewatch-dev-only-not-secret"
 SECRET_KEY = env("DJANGO_SECRET_KEY", default=DEV_SECRET_KEY)
@@ -37,7 +41,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "flakewatch.static.StaticFilesMiddleware",  # WhiteNoise
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -88,8 +92,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"  # collectstatic's target (the Docker image)
-STATIC_ROOT.mkdir(exist_ok=True)
-# Without collectstatic (make run, tests), serve straight from the apps.
+# Without collectstatic (make run, tests), serve straight from the apps; the
+# middleware then skips the missing STATIC_ROOT instead of warning about it.
 WHITENOISE_USE_FINDERS = True
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -131,9 +135,16 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- flakewatch ---------------------------------------------------------------
 FLAKEWATCH_MAX_UPLOAD_BYTES = env.int("FLAKEWATCH_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
-# The sweeper re-sends uploads still queued after this long (a lost task) and,
-# at once, those whose task could not be sent or whose worker died mid-way.
-FLAKEWATCH_SWEEP_SECONDS = env.float("FLAKEWATCH_SWEEP_SECONDS", 60.0)
+# Beat runs the sweeper at minute */N of every hour (flakewatch/celery.py); N
+# divides 60, so sweeps are evenly spaced. The sweeper re-enqueues uploads still
+# queued after FLAKEWATCH_REQUEUE_AFTER_SECONDS (a lost task) and, at once,
+# those whose task could not be sent or whose worker died mid-way.
+FLAKEWATCH_SWEEP_MINUTES = env.int("FLAKEWATCH_SWEEP_MINUTES", 1)
+if FLAKEWATCH_SWEEP_MINUTES not in {1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60}:
+    raise environ.ImproperlyConfigured(
+        "FLAKEWATCH_SWEEP_MINUTES must divide an hour evenly (1, 2, 3, 4, 5, 6, "
+        "10, 12, 15, 20, 30 or 60)."
+    )
 FLAKEWATCH_REQUEUE_AFTER_SECONDS = env.float("FLAKEWATCH_REQUEUE_AFTER_SECONDS", 120.0)
 FLAKEWATCH_MAX_PROCESS_ATTEMPTS = env.int("FLAKEWATCH_MAX_PROCESS_ATTEMPTS", 5)
 

@@ -1,0 +1,1 @@
+"""ingest: accept JUnit uploads from CI, store them durably, parse them."""

@@ -31,8 +31,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from flakewatch import db, dispatch, results
-from flakewatch.analytics.signatures import failure_signature
 from flakewatch.analysis import analyze_upload
+from flakewatch.analytics.signatures import failure_signature
 from flakewatch.models import Project, Upload, UploadFile
 from ingest.parsing import ParsedReport, ReportError, collector_paused, parse_report
 

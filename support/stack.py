@@ -194,10 +194,11 @@ def beat_command(schedule: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def gunicorn_command(port: int, workers: int) -> list[str]:
+def gunicorn_command(bind: str, workers: int) -> list[str]:
+    """Return the web server's command line; compose's web service runs it too."""
     return [
-        str(BIN / "gunicorn"), "flakewatch.wsgi:application",
-        "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+        str(BIN / "gunicorn"), "flakewatch.wsgi:application", "--bind", bind,
+        "--workers", str(workers), "--timeout", "60",
     ]  # fmt: skip
 
 
@@ -275,7 +276,12 @@ def start_gunicorn(
     timeout: float = 60,
 ) -> Process:
     """Start gunicorn on ``port``; return once Django answers through it."""
-    web = Process(gunicorn_command(port, workers), env=env, log=log, name="gunicorn")
+    web = Process(
+        gunicorn_command(f"127.0.0.1:{port}", workers),
+        env=env,
+        log=log,
+        name="gunicorn",
+    )
 
     def answering() -> bool:
         try:  # 401: up, and answering through Django's token check

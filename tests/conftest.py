@@ -74,7 +74,6 @@ def stack_env(transactional_db) -> dict:
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         CELERY_BROKER_URL=broker,
         DJANGO_SECRET_KEY="test-only-secret",
-        FLAKEWATCH_SWEEP_SECONDS="2",
         FLAKEWATCH_REQUEUE_AFTER_SECONDS="3",
     )
     return env

@@ -262,4 +262,3 @@ def test_ingest_command_names_a_bad_field(project, tmp_path):
     with pytest.raises(CommandError, match="attempt must be a whole number"):
         call_command("ingest", *args)
     assert Upload.objects.count() == 0
-

@@ -1,0 +1,1 @@
+"""flakewatch's ``manage.py`` commands, one module each."""

@@ -1,0 +1,1 @@
+"""ingest's ``manage.py`` commands, one module each."""
