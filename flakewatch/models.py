@@ -13,7 +13,7 @@ partition per few million uploads; retention drops the oldest partitions
 (cheap, no vacuum) once the per-day rollups cover them. A deduplicated
 B-tree on ``upload_id`` (about 6 bytes a row) serves "the results of one
 upload"; BRIN would be smaller but is exact only where vacuum has summarised
-it (migration 0008).
+it (migration 0002).
 """
 
 from django.db import models
@@ -242,7 +242,7 @@ class CaseResult(models.Model):
     """One execution of a test: ``retry_index`` counts runs within one upload."""
 
     # The key Django knows. On PostgreSQL no constraint backs it (migration
-    # 0005): the writer guarantees it, storing an upload's rows once with its
+    # 0002): the writer guarantees it, storing an upload's rows once with its
     # DONE mark, and a unique B-tree would cost 40 bytes a row at the fill
     # random inserts leave. "A test's history" uses a plain index on case_id
     # instead, whose deduplicated posting lists cost about 6 bytes a row.
@@ -264,7 +264,7 @@ class CaseResult(models.Model):
         db_index=False,
     )
 
-    # Migrations 0005 and 0008 add, on PostgreSQL, the B-trees on case_id and
+    # Migration 0002 adds, on PostgreSQL, the B-trees on case_id and
     # on upload_id.
 
     def __str__(self) -> str:
