@@ -180,6 +180,34 @@ class UploadFile(models.Model):
         return self.filename
 
 
+class Team(models.Model):
+    """A group of people who own tests, across every project.
+
+    Teams are shared by all projects: a company's payments team owns code in
+    several repositories (projects) and reads one weekly digest about all of
+    it. Which tests a team owns is per project (each repository has its own
+    CODEOWNERS), so ownership rules belong to a project and name a team.
+    """
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    # The addresses that receive the team's weekly digest.
+    emails = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Layer(models.TextChoices):
+    """Where a test sits in the test pyramid (flakewatch/layers.py)."""
+
+    UNIT = "unit", "unit"
+    INTEGRATION = "integration", "integration"
+    E2E = "e2e", "e2e"
+    UNKNOWN = "unknown", "unknown"
+
+
 class Case(models.Model):
     """A test's stable identity within a project."""
 
@@ -203,6 +231,15 @@ class Case(models.Model):
     name = models.TextField()
     file = models.TextField(blank=True)
     first_seen_at = models.DateTimeField()
+    # Set from the project's ownership and layer rules when the test is first
+    # stored, and by a set-based update whenever the rules change.
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="cases"
+    )
+    # A database default: the write path inserts new tests with raw SQL.
+    layer = models.CharField(
+        max_length=12, choices=Layer.choices, db_default=Layer.UNKNOWN
+    )
 
     class Meta:
         constraints = [
