@@ -76,7 +76,7 @@ def test_upload_accepted_while_the_broker_is_down_is_done_soon_after_it_is_back(
     redis = start_redis(port, tmp_path / "redis-1.log", processes)
     env = {**stack_env, "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0"}
     for name in ("FLAKEWATCH_SWEEP_MINUTES", "FLAKEWATCH_REQUEUE_AFTER_SECONDS"):
-        env.pop(name)  # the defaults: a sweep every 60 s, re-sends after 120 s
+        env.pop(name, None)  # the defaults: a sweep every 60 s, re-sends after 120 s
     web_port = stack.free_port()
     url = f"http://127.0.0.1:{web_port}"
     gunicorn = [str(stack.BIN / "gunicorn"), "flakewatch.wsgi:application"]
