@@ -374,13 +374,18 @@ class _ReportReader:
         # and file; those of the suites around it wait on the stack.
         suite = suite_file = ""
         outer_suites: list[tuple[str, str]] = []
+        # Testcases begun and not yet ended: while one is open, nothing inside
+        # it is dropped, since its results are read only when it ends.
+        open_cases = 0
         for event, elem in events:
             tag = elem.tag
             if event == "start":
                 if not checked_root:
                     self._check_root(elem.getroottree())
                     checked_root = True
-                if tag != "testcase" and tag.endswith("testsuite"):
+                if tag == "testcase" or not tag.endswith("testsuite"):
+                    open_cases += 1
+                else:
                     outer_suites.append((suite, suite_file))
                     name = elem.get("name")
                     if name:  # unnamed suites add nothing to the path
@@ -389,6 +394,7 @@ class _ReportReader:
                     suite_file = self._shared(file) if file else ""
                 continue
             if tag == "testcase" or tag.endswith("testcase"):
+                open_cases -= 1
                 testcases += 1
                 get = elem.get  # bytes keys spare lxml encoding them each call
                 name = get(b"name") or self._unnamed(elem)
@@ -425,7 +431,12 @@ class _ReportReader:
                     )
             else:
                 suite, suite_file = outer_suites.pop()
+                if open_cases:  # a suite inside a testcase: part of its results
+                    continue
                 elem.clear(keep_tail=False)
+            if open_cases:
+                # Inside an open testcase, the siblings may be its results.
+                continue
             # Drop what has been read, so memory does not grow with the file.
             parent = elem.getparent()
             while parent is not None and elem.getprevious() is not None:

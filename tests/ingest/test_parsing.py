@@ -323,3 +323,26 @@ def test_parsing_leaves_the_garbage_collector_as_it_found_it(enabled):
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was_enabled else gc.disable)()
+
+
+def test_failure_before_a_nested_testcase_still_fails_the_outer_testcase():
+    report = parse_report(
+        b'<testsuite name="s"><testcase name="outer"><failure message="boom">x'
+        b'</failure><testcase name="inner"/></testcase></testsuite>'
+    )
+
+    outcomes = {e.name: e.outcome for e in report.executions}
+    assert outcomes == {"outer": Outcome.FAILED, "inner": Outcome.PASSED}
+    assert report.failures == 1
+    assert [e.message for e in report.executions if e.name == "outer"] == ["boom"]
+
+
+def test_failure_of_a_nested_testcase_is_not_also_the_outer_testcases():
+    report = parse_report(
+        b'<testsuite name="s"><testcase name="outer"><skipped message="later"/>'
+        b'<testsuite name="in"><testcase name="inner"><error message="bad"/>'
+        b"</testcase></testsuite></testcase></testsuite>"
+    )
+
+    outcomes = {e.name: e.outcome for e in report.executions}
+    assert outcomes == {"outer": Outcome.SKIPPED, "inner": Outcome.ERROR}
