@@ -68,6 +68,11 @@ RESULT_TYPES = {
     if issubclass(kind, (xunit2.InterimResult, Failure, Error, Skipped))
 }
 SKIPPED_STATUSES = {"notrun", "disabled", "skipped", "skip"}
+# googletest 1.10+ writes status="run|notrun" and result="completed|skipped|
+# suppressed": GTEST_SKIP() is status="run" result="skipped", often without a
+# <skipped> child; a disabled test is result="suppressed". "completed" is a
+# normal run, whose children decide.
+SKIPPED_RESULTS = {"skipped", "suppressed"}
 FAILED_STATUSES = {"fail", "failed", "failure"}
 
 # Bytes < 0x20 never occur inside a multi-byte UTF-8 sequence, so control
@@ -413,6 +418,10 @@ class _ReportReader:
                 if duration_ms is None:
                     duration_ms = self._duration_ms(time)
                 status = get(b"status")
+                result = get(b"result")
+                if result and result.lower() in SKIPPED_RESULTS:
+                    if not (status and status.lower() in FAILED_STATUSES):
+                        status = "skipped"
                 if len(elem):
                     status = status.lower() if status else ""
                     self._read_results(

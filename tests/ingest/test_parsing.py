@@ -346,3 +346,52 @@ def test_failure_of_a_nested_testcase_is_not_also_the_outer_testcases():
 
     outcomes = {e.name: e.outcome for e in report.executions}
     assert outcomes == {"outer": Outcome.SKIPPED, "inner": Outcome.ERROR}
+
+
+@pytest.mark.parametrize(
+    ("attributes", "body", "outcome"),
+    [
+        pytest.param('status="run" result="skipped"', "", Outcome.SKIPPED, id="skip"),
+        pytest.param(
+            'status="notrun" result="suppressed"', "", Outcome.SKIPPED, id="disabled"
+        ),
+        pytest.param(
+            'status="run" result="suppressed"', "", Outcome.SKIPPED, id="suppressed"
+        ),
+        pytest.param(
+            'status="run" result="completed"', "", Outcome.PASSED, id="completed"
+        ),
+        pytest.param(
+            'status="run" result="completed"',
+            '<failure message="Value of: x"/>',
+            Outcome.FAILED,
+            id="completed-failure",
+        ),
+        pytest.param(
+            'status="run" result="skipped"',
+            '<skipped message="GTEST_SKIP"/>',
+            Outcome.SKIPPED,
+            id="skip-with-child",
+        ),
+        pytest.param(
+            'status="run" result="skipped"',
+            "<system-out>log</system-out>",
+            Outcome.SKIPPED,
+            id="skip-with-output",
+        ),
+        pytest.param(
+            'status="run" result="skipped"',
+            '<failure message="boom"/>',
+            Outcome.FAILED,
+            id="failure-wins",
+        ),
+    ],
+)
+def test_googletest_result_attribute_is_read_as_googletest_defines_it(
+    attributes, body, outcome
+):
+    report = parse_report(_one_testcase(f'name="t" {attributes}', body))
+
+    [execution] = report.executions
+    assert execution.outcome == outcome
+    assert report.failures == (1 if outcome == Outcome.FAILED else 0)
