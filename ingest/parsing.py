@@ -25,6 +25,7 @@ import threading
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from junitparser import Error, Failure, Skipped, xunit2
 from lxml import etree
@@ -44,16 +45,57 @@ MAX_SHARED_STRINGS = 10_000
 MAX_SHARED_DURATIONS = 10_000
 
 JUNIT_ROOTS = {"testsuites", "testsuite"}
+_DOTNET_LOGGER = (
+    "with dotnet test, add the JunitXml.TestLogger package and pass --logger "
+    '"junit;LogFilePath=junit.xml"'
+)
+_CONVERT = "convert it to JUnit XML before uploading"
+# Root element -> (what the file is, how to get JUnit XML instead).
 KNOWN_OTHER_FORMATS = {
-    "test-run": "NUnit 3",
-    "test-results": "NUnit 2",
-    "TestRun": "Visual Studio TRX",
-    "assemblies": "xUnit.net v2",
-    "assembly": "xUnit.net",
-    "suites": "TestNG",
-    "testng-results": "TestNG",
-    "checkstyle": "Checkstyle",
+    "test-run": (
+        "an NUnit 3 result file",
+        "Run nunit3-console with --result=junit.xml;transform=nunit3-junit.xslt "
+        f"(from nunit/nunit-transforms), or {_DOTNET_LOGGER}.",
+    ),
+    "test-results": (
+        "an NUnit 2 result file",
+        f"Have the test run write JUnit XML ({_DOTNET_LOGGER}), or {_CONVERT}.",
+    ),
+    "assemblies": ("an xUnit.net v2 report", f"To get JUnit XML, {_DOTNET_LOGGER}."),
+    "assembly": ("an xUnit.net report", f"To get JUnit XML, {_DOTNET_LOGGER}."),
+    "testng-results": (
+        "a TestNG results file",
+        "TestNG writes JUnit XML itself: upload test-output/junitreports/*.xml "
+        "(or, under Maven, target/surefire-reports/TEST-*.xml).",
+    ),
+    "checkstyle": (
+        "a Checkstyle report (lint findings, not test results)",
+        "Upload the JUnit XML that the test runner writes instead.",
+    ),
 }
+# <TestRun> is Visual Studio's TRX in this namespace, and CppUnit's or AUnit's
+# own XML without one.
+TRX_NAMESPACE = "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"
+TRX = (
+    "a Visual Studio TRX file",
+    f"To get JUnit XML, {_DOTNET_LOGGER}.",
+)
+CPPUNIT = (
+    "a CppUnit or AUnit report",
+    f"Their XML is not JUnit XML: {_CONVERT}, for example with xsltproc and "
+    "the stylesheet CppUnit ships as contrib/xml-xsl/cppunit2junit.xsl (the "
+    "Jenkins xUnit plugin has stylesheets for both).",
+)
+# Check (the C unit-test framework) writes <testsuites> in this namespace,
+# with <suite> and <test> inside: without the namespace it would read as an
+# empty JUnit report.
+CHECK_NAMESPACE = "http://check.sourceforge.net/ns"
+CHECK = (
+    "the XML format of Check, the C unit-test framework",
+    "Check writes no JUnit XML and removing the xmlns attribute does not make "
+    f"it JUnit; {_CONVERT} (an XSLT stylesheet or a script that writes a "
+    "<testcase> per <test>).",
+)
 INTERIM_OUTCOMES = {
     xunit2.FlakyFailure: Outcome.FAILED,
     xunit2.RerunFailure: Outcome.FAILED,
@@ -206,7 +248,7 @@ def clean_xml_bytes(data: bytes, *, filename: str) -> tuple[bytes, list[str]]:
             encoding = codecs.lookup(encoding).name
         except LookupError:
             warnings.append(
-                f"{filename}: unknown encoding {encoding!r} declared; read as UTF-8."
+                f"{filename}: Unknown encoding {encoding!r} declared; read as UTF-8."
             )
             encoding = "utf-8"
 
@@ -218,15 +260,15 @@ def clean_xml_bytes(data: bytes, *, filename: str) -> tuple[bytes, list[str]]:
     except UnicodeDecodeError:
         text = data.decode(encoding, errors="flakewatch-latin1")
         warnings.append(
-            f"{filename}: bytes that are not valid {encoding} were read as Latin-1."
+            f"{filename}: Bytes that are not valid {encoding} were read as Latin-1."
         )
     text, ansi_count = _ANSI_ESCAPE.subn("", text)
     text, illegal_count = _ILLEGAL_CHARS.subn("", text)
     if ansi_count:
-        warnings.append(f"{filename}: removed {ansi_count} ANSI escape sequence(s).")
+        warnings.append(f"{filename}: Removed {ansi_count} ANSI escape sequence(s).")
     if illegal_count:
         warnings.append(
-            f"{filename}: removed {illegal_count} control character(s) "
+            f"{filename}: Removed {illegal_count} control character(s) "
             "that XML does not allow."
         )
     cleaned = text.encode("utf-8")
@@ -323,7 +365,8 @@ class _ReportReader:
         data, self.report.warnings = clean_xml_bytes(data, filename=self.filename)
         if not data or data.isspace():  # data.strip(), without copying the file
             raise ReportError(
-                f"{self.filename}: the file is empty, not a JUnit XML report."
+                f"{self.filename}: The file is empty. Upload the JUnit XML report "
+                "that the test run wrote (check its path and that the run got that far)."
             )
         if _declares_dtd(data):
             raise ReportError(
@@ -350,14 +393,22 @@ class _ReportReader:
             reason = exc.msg
             if reason.startswith("Unregistered error"):  # libxml2 gave no text
                 line, column = exc.position
-                reason = f"the document is malformed or cut short, line {line}, column {column}"
+                reason = f"malformed or cut short at line {line}, column {column}"
             raise ReportError(
-                f"{self.filename}: not well-formed XML: {reason}."
+                f"{self.filename}: The file is not well-formed XML ({reason}). If "
+                "the test run was killed while writing it, the report is cut "
+                "short: upload the report of a run that finished."
             ) from exc
         if root is None:
-            raise ReportError(f"{self.filename}: no XML element found.")
+            raise ReportError(
+                f"{self.filename}: No XML element found. Upload the JUnit XML "
+                "report itself."
+            )
         if not checked_root:
             self._check_root(root.getroottree())
+        if self.report.testcases == 0 and root.find("suite") is not None:
+            # Check's XML with its namespace removed: <suite>, not <testsuite>.
+            self._refuse_format(root.tag, CHECK)
         self._finish()
         return self.report
 
@@ -460,22 +511,38 @@ class _ReportReader:
                 "need none."
             )
         qname = etree.QName(tree.getroot())
-        tag = qname.localname
-        if tag in JUNIT_ROOTS and qname.namespace:
+        tag, namespace = qname.localname, qname.namespace
+        if namespace == CHECK_NAMESPACE:
+            self._refuse_format(tag, CHECK)
+        if tag in JUNIT_ROOTS and namespace:
             # junitparser reads un-namespaced children only: refuse rather than
             # silently miss every failure.
             raise ReportError(
-                f"{self.filename}: <{tag}> is in the XML namespace {qname.namespace!r}; "
-                "JUnit XML has no namespace. Remove the xmlns attribute."
+                f"{self.filename}: The root element <{tag}> is in the XML namespace "
+                f"{namespace!r}, and JUnit XML has none, so its testcases cannot be "
+                "read. If the elements inside are JUnit's <testsuite> and "
+                "<testcase>, remove the xmlns attribute; otherwise have the test "
+                "runner write JUnit XML."
             )
         if tag in JUNIT_ROOTS:
             return
-        known = KNOWN_OTHER_FORMATS.get(tag)
-        hint = f" This looks like a {known} report;" if known else ""
+        if tag == "TestRun":
+            known = TRX if namespace == TRX_NAMESPACE else CPPUNIT
+        else:
+            known = KNOWN_OTHER_FORMATS.get(tag)
+        if known:
+            self._refuse_format(tag, known)
         raise ReportError(
-            f"{self.filename}: root element <{tag}> is not JUnit XML (expected "
-            f"<testsuites> or <testsuite>).{hint} configure the test runner to write "
+            f"{self.filename}: The root element <{tag}> is not JUnit XML (expected "
+            "<testsuites> or <testsuite>). Configure the test runner to write "
             "JUnit XML."
+        )
+
+    def _refuse_format(self, tag: str, known: tuple[str, str]) -> NoReturn:
+        what, advice = known
+        raise ReportError(
+            f"{self.filename}: The root element <{tag}> is not JUnit XML: this is "
+            f"{what}. {advice}"
         )
 
     def _shared(self, text: str) -> str:
@@ -501,7 +568,7 @@ class _ReportReader:
         self.unnamed += 1
         name = f"<unnamed testcase {self.unnamed}>"
         self._problem(
-            f"testcase at line {elem.sourceline} has no name; stored as {name!r}."
+            f"Testcase at line {elem.sourceline} has no name; stored as {name!r}."
         )
         return name
 
@@ -569,13 +636,15 @@ class _ReportReader:
     def _finish(self) -> None:
         for problem, count in sorted(self.time_problems.items()):
             self.report.warnings.append(
-                f"{self.filename}: {count} testcase time value(s) {problem}; "
+                f"{self.filename}: Time value {problem} in {count} testcase(s), "
                 "stored without a duration."
             )
         extra = len(self.problems) - MAX_LISTED_PROBLEMS
         self.report.errors.extend(self.problems[:MAX_LISTED_PROBLEMS])
         if extra > 0:
-            self.report.errors.append(f"{self.filename}: … and {extra} more problems.")
+            self.report.errors.append(
+                f"{self.filename}: There are {extra} more problems like these."
+            )
 
 
 _collector_lock = threading.Lock()

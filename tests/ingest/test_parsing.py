@@ -395,3 +395,125 @@ def test_googletest_result_attribute_is_read_as_googletest_defines_it(
     [execution] = report.executions
     assert execution.outcome == outcome
     assert report.failures == (1 if outcome == Outcome.FAILED else 0)
+
+
+CHECK_NS = "http://check.sourceforge.net/ns"
+CHECK_BODY = (
+    "<datetime>2026-01-01 10:00:00</datetime><suite><title>Money</title>"
+    '<test result="failure"><path>.</path><fn>check_money.c:28</fn>'
+    "<id>test_money_create</id><message>Assertion failed</message></test>"
+    "</suite>"
+)
+TRX_NS = "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"
+
+
+@pytest.mark.parametrize(
+    ("data", "names", "advice"),
+    [
+        pytest.param(
+            f'<testsuites xmlns="{CHECK_NS}">{CHECK_BODY}</testsuites>',
+            "Check",
+            "convert",
+            id="check",
+        ),
+        pytest.param(
+            f"<testsuites>{CHECK_BODY}</testsuites>",
+            "Check",
+            "convert",
+            id="check-without-namespace",
+        ),
+        pytest.param(
+            "<TestRun><FailedTests/><SuccessfulTests/><Statistics/></TestRun>",
+            "CppUnit or AUnit",
+            "cppunit2junit.xsl",
+            id="cppunit",
+        ),
+        pytest.param(
+            f'<TestRun xmlns="{TRX_NS}"><Results/></TestRun>',
+            "Visual Studio TRX",
+            "JunitXml.TestLogger",
+            id="trx",
+        ),
+        pytest.param(
+            '<test-run id="2"><test-suite/></test-run>',
+            "NUnit 3",
+            "nunit3-junit.xslt",
+            id="nunit3",
+        ),
+        pytest.param('<test-results name="x"/>', "NUnit 2", "JUnit XML", id="nunit2"),
+        pytest.param(
+            "<assemblies><assembly/></assemblies>",
+            "an xUnit.net v2",
+            "JunitXml.TestLogger",
+            id="xunit2",
+        ),
+        pytest.param(
+            '<assembly name="a.dll"/>',
+            "an xUnit.net",
+            "JunitXml.TestLogger",
+            id="xunit1",
+        ),
+        pytest.param("<testng-results/>", "TestNG", "junitreports", id="testng"),
+        pytest.param(
+            '<checkstyle version="10"/>', "Checkstyle", "lint", id="checkstyle"
+        ),
+        pytest.param(
+            '<testsuites xmlns="urn:example"><testsuite/></testsuites>',
+            "namespace",
+            "remove the xmlns attribute",
+            id="other-namespace",
+        ),
+        pytest.param("<results/>", "<results>", "JUnit XML", id="unknown-root"),
+    ],
+)
+def test_refusal_names_the_format_and_says_how_to_get_junit_xml(data, names, advice):
+    with pytest.raises(ReportError) as raised:
+        parse_report(data.encode(), filename="r.xml")
+
+    message = str(raised.value)
+    assert names in message
+    assert advice in message
+    assert "Visual Studio TRX" not in message or names == "Visual Studio TRX"
+    assert " a xUnit" not in message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"<testsuite><testcase></testsuite>", id="malformed"),
+        pytest.param(b"<testsuite", id="cut-short"),
+        pytest.param(b"<?xml version='1.0'?>", id="no-element"),
+        pytest.param(b'<!DOCTYPE x [<!ENTITY a "b">]><x/>', id="doctype"),
+        pytest.param(b"<results/>", id="unknown-root"),
+        pytest.param(b'<testsuite xmlns="urn:x"/>', id="namespace"),
+        pytest.param(b"<TestRun/>", id="cppunit"),
+    ],
+)
+def test_every_refusal_is_a_sentence_after_the_file_name(data):
+    with pytest.raises(ReportError) as raised:
+        parse_report(data, filename="r.xml")
+
+    message = str(raised.value)
+    assert message.startswith("r.xml: ")
+    sentence = message.removeprefix("r.xml: ")
+    assert sentence[0].isupper(), message
+    assert sentence.endswith("."), message
+    assert ". " not in sentence or all(
+        part[0].isupper() or part[0] in "(<-" for part in sentence.split(". ")[1:]
+    ), message
+
+
+def test_every_repair_warning_is_a_sentence_after_the_file_name():
+    data = (
+        b'<?xml version="1.0" encoding="x-unknown"?>\n<testsuite name="s">'
+        b'<testcase name="pi\xf1a" time="-1"><failure>\x1b[31mred\x00</failure>'
+        b"</testcase></testsuite>"
+    )
+
+    report = parse_report(data, filename="r.xml")
+
+    assert len(report.warnings) == 5
+    for warning in report.warnings:
+        assert warning.startswith("r.xml: ")
+        assert warning.removeprefix("r.xml: ")[0].isupper(), warning
