@@ -25,6 +25,7 @@ import threading
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import NoReturn
 
 from junitparser import Error, Failure, Skipped, xunit2
@@ -171,6 +172,9 @@ class ParsedExecution:
     kind: str = ""  # the failure's type attribute
     message: str = ""
     detail: str = ""
+    # Which run of its <testcase> element this is: 0, then 1, 2... for the
+    # runs that flaky*/rerun* children add.
+    run: int = 0
 
 
 @dataclass
@@ -358,6 +362,8 @@ class _ReportReader:
         self.strings: dict[str, str] = {}
         self.durations: dict[str, float] = {}
         self.unnamed = 0
+        self.rerun_elements = False  # whether any flaky*/rerun* child was read
+        self.repeated = False  # whether a classname and name came twice
         self.time_problems: Counter = Counter()
         self.problems: list[str] = []
 
@@ -409,6 +415,8 @@ class _ReportReader:
         if self.report.testcases == 0 and root.find("suite") is not None:
             # Check's XML with its namespace removed: <suite>, not <testsuite>.
             self._refuse_format(root.tag, CHECK)
+        if self.repeated:
+            self._separate_repeats(data)
         self._finish()
         return self.report
 
@@ -433,6 +441,10 @@ class _ReportReader:
         # Testcases begun and not yet ended: while one is open, nothing inside
         # it is dropped, since its results are read only when it ends.
         open_cases = 0
+        names_by_class: dict[str, set[str]] = {}
+        names_class: str | None = None
+        class_names: set[str] = set()
+        repeated = False
         for event, elem in events:
             tag = elem.tag
             if event == "start":
@@ -459,6 +471,16 @@ class _ReportReader:
                     classname = strings.get(classname) or self._shared(classname)
                 else:
                     classname = ""
+                # Names seen per classname: a repeat sends the report through
+                # _separate_repeats. Classnames are shared objects, so "is"
+                # finds the set of the previous testcase's class at once.
+                if classname is not names_class:
+                    names_class = classname
+                    class_names = names_by_class.setdefault(classname, set())
+                if name in class_names:
+                    repeated = True
+                else:
+                    class_names.add(name)
                 file = get(b"file")
                 if file:
                     file = strings.get(file) or self._shared(file)
@@ -502,6 +524,7 @@ class _ReportReader:
             while parent is not None and elem.getprevious() is not None:
                 del parent[0]
         report.testcases = testcases
+        self.repeated = repeated
         return checked_root
 
     def _check_root(self, tree) -> None:
@@ -593,7 +616,7 @@ class _ReportReader:
         status: str,
     ) -> None:
         """Read a testcase with children: junitparser classifies its results."""
-        finals, interims = [], []
+        finals, interims, interim_times = [], [], []
         # The results xunit2.TestCase would yield, without the wrapper (which
         # junitparser builds around a throwaway element) nor system-out/-err.
         for child in elem.iter():
@@ -602,6 +625,8 @@ class _ReportReader:
                 entry = kind.fromelem(child)
                 if isinstance(entry, xunit2.InterimResult):
                     interims.append(entry)
+                    # nextest and Playwright time each rerun; Surefire does not.
+                    interim_times.append(child.get("time"))
                 else:
                     finals.append(entry)
         outcome, described = _final_outcome(finals, status)
@@ -615,12 +640,13 @@ class _ReportReader:
         if not interims:
             report.executions.append(final)
             return
+        self.rerun_elements = True
         runs = [
             ParsedExecution(
-                suite, classname, name, file, INTERIM_OUTCOMES[type(interim)], None,
-                *_describe([interim]),
+                suite, classname, name, file, INTERIM_OUTCOMES[type(interim)],
+                self._duration_ms(time), *_describe([interim]),
             )
-            for interim in interims
+            for interim, time in zip(interims, interim_times, strict=True)
         ]  # fmt: skip
         # flaky* children are failed runs before the final (passing) one;
         # Surefire's <failure> is the first run and rerun* children the reruns.
@@ -628,7 +654,84 @@ class _ReportReader:
             runs.append(final)
         else:
             runs.insert(0, final)
+        for number, run in enumerate(runs):
+            run.run = number
         report.executions.extend(runs)
+
+    def _separate_repeats(self, data: bytes) -> None:
+        """Decide, for each test repeated in the report, reruns or other tests.
+
+        The rule is in the module docstring. Repeats read as other tests get
+        " #2", " #3"... after their name; a warning lists the ambiguous ones.
+        """
+        executions = self.report.executions
+        keys = list(map(_IDENTITY, executions))
+        # Each <testcase> element's runs as [start, end) in ``executions``.
+        bounds: list[list[int]] = []
+        for index, e in enumerate(executions):
+            if e.run:
+                bounds[-1][1] = index + 1
+            else:
+                bounds.append([index, index + 1])
+        counts = Counter(keys[start] for start, _ in bounds)
+        if all(count == 1 for count in counts.values()):
+            return  # only flaky*/rerun* runs of single testcases
+        # Each repeated test's elements as (position among all testcases,
+        # first run's index), in document order.
+        occurrences: dict[tuple, list[tuple[int, int]]] = {}
+        for order, (start, _) in enumerate(bounds):
+            key = keys[start]
+            if counts[key] > 1:
+                occurrences.setdefault(key, []).append((order, start))
+        places = _testcase_places(data)  # (line, suite element) per testcase
+        ambiguous: list[str] = []
+        for key, found in occurrences.items():
+            firsts = [executions[start] for _, start in found]
+            where = [places[order] for order, _ in found]
+            verdict = self._repeat_verdict(found, firsts, where)
+            if verdict == "reruns":
+                continue
+            if verdict == "ambiguous":
+                ambiguous.append(key[2])
+            for number, (order, _) in enumerate(found[1:], start=2):
+                start, end = bounds[order]
+                for e in executions[start:end]:
+                    e.name = f"{e.name} #{number}"
+        if ambiguous:
+            listed = ", ".join(repr(name) for name in ambiguous[:5])
+            more = f" and {len(ambiguous) - 5} more" if len(ambiguous) > 5 else ""
+            self.report.warnings.append(
+                f"{self.filename}: Tests repeated in the report without a sign that "
+                f"the repeats are reruns ({listed}{more}) are stored as separate "
+                "tests, the second named '<name> #2' and so on. If they are reruns "
+                "of one test, "
+                "have the report give each attempt the same file and line "
+                "attributes (pytest: junit_family=legacy)."
+            )
+
+    def _repeat_verdict(
+        self,
+        found: list[tuple[int, int]],
+        firsts: list[ParsedExecution],
+        where: list[tuple[str | None, int]],
+    ) -> str:
+        """Return "reruns", "other tests" or "ambiguous" for one repeated test."""
+        if self.rerun_elements:
+            return "other tests"  # the tool writes reruns inside one testcase
+        lines = {line for line, _ in where}
+        if None not in lines:
+            return "reruns" if len(lines) == 1 else "other tests"
+        one_suite = len({suite_no for _, suite_no in where}) == 1
+        if one_suite:
+            # A rerun follows a failure (pytest-rerunfailures, Gradle
+            # test-retry; gotestsum writes failures before passes).
+            if all(e.outcome.is_failure for e in firsts[:-1]):
+                return "reruns"
+            orders = [order for order, _ in found]
+            consecutive = orders == list(range(orders[0], orders[0] + len(orders)))
+            if consecutive and len({e.outcome for e in firsts}) == 1:
+                return "reruns"  # repetitions (Xcode): nothing to mistake
+        return "ambiguous"
 
     def _problem(self, text: str) -> None:
         self.problems.append(f"{self.filename}: {text}")
@@ -645,6 +748,51 @@ class _ReportReader:
             self.report.errors.append(
                 f"{self.filename}: There are {extra} more problems like these."
             )
+
+
+_IDENTITY = attrgetter("suite", "classname", "name", "file")
+
+
+def _testcase_places(data: bytes) -> list[tuple[str | None, int]]:
+    """Return each testcase's line attribute and suite element, in end order.
+
+    A second, lighter pass over a report that repeats a test: reading ``line``
+    and counting suites in the main pass would slow every report down.
+    """
+    places: list[tuple[str | None, int]] = []
+    suite_no = suites_seen = open_cases = 0
+    outer: list[int] = []
+    events = etree.iterparse(
+        io.BytesIO(data),
+        events=("start", "end"),
+        tag=("{*}testsuite", "{*}testcase"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+    for event, elem in events:
+        is_case = not elem.tag.endswith("testsuite")
+        if event == "start":
+            if is_case:
+                open_cases += 1
+            else:
+                outer.append(suite_no)
+                suites_seen += 1
+                suite_no = suites_seen
+            continue
+        if is_case:
+            open_cases -= 1
+            places.append((elem.get("line"), suite_no))
+        else:
+            suite_no = outer.pop()
+        if not open_cases:  # as in the main pass: nothing an open case holds
+            elem.clear(keep_tail=False)
+            parent = elem.getparent()
+            while parent is not None and elem.getprevious() is not None:
+                del parent[0]
+    return places
 
 
 _collector_lock = threading.Lock()

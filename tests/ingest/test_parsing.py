@@ -517,3 +517,105 @@ def test_every_repair_warning_is_a_sentence_after_the_file_name():
     for warning in report.warnings:
         assert warning.startswith("r.xml: ")
         assert warning.removeprefix("r.xml: ")[0].isupper(), warning
+
+
+def test_each_rerun_element_keeps_its_own_duration():
+    body = (
+        '<flakyFailure message="first" time="0.5"><stackTrace>a</stackTrace>'
+        "</flakyFailure>"
+        '<flakyError message="second" time="0.25"/>'
+    )
+
+    report = parse_report(_one_testcase('name="t" time="0.1"', body))
+
+    durations = [e.duration_ms for e in report.executions]
+    assert durations == [pytest.approx(500.0), pytest.approx(250.0), 100.0]
+
+
+def _suite(*testcases: str, name: str = "s") -> str:
+    return f'<testsuite name="{name}">{"".join(testcases)}</testsuite>'
+
+
+def _case(name: str = "t", body: str = "", attributes: str = "") -> str:
+    return f'<testcase classname="c" name="{name}" {attributes}>{body}</testcase>'
+
+
+FAIL = '<failure message="boom"/>'
+SKIP = "<skipped/>"
+
+
+@pytest.mark.parametrize(
+    "suites",
+    [
+        pytest.param(
+            [
+                _suite(
+                    _case(attributes='file="a.py" line="7"'),
+                    _case("other"),
+                    _case(body=FAIL, attributes='file="a.py" line="7"'),
+                )
+            ],
+            id="same-file-and-line",
+        ),
+        pytest.param(
+            [_suite(_case(body=FAIL), _case("other", SKIP), _case("other2"), _case())],
+            id="gotestsum-failures-before-passes",
+        ),
+        pytest.param(
+            [_suite(_case(body=FAIL), _case(body=FAIL), _case())],
+            id="pytest-rerunfailures",
+        ),
+        pytest.param([_suite(_case(), _case(), _case())], id="consecutive-repetitions"),
+    ],
+)
+def test_repeated_testcase_that_the_report_shows_as_reruns_is_one_test(suites):
+    report = parse_report(f"<testsuites>{''.join(suites)}</testsuites>".encode())
+
+    names = [e.name for e in report.executions]
+    assert names.count("t") == 3 or names.count("t") == 2
+    assert all(not name.startswith("t #") for name in names)
+    assert report.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("suites", "warned"),
+    [
+        pytest.param(
+            [
+                _suite(
+                    _case(body=FAIL, attributes='file="a.py" line="7"'),
+                    _case(attributes='file="a.py" line="19"'),
+                )
+            ],
+            False,
+            id="different-lines",
+        ),
+        pytest.param(
+            [_suite(_case(body='<flakyFailure message="m"/>'), _case("u"), _case())],
+            False,
+            id="report-with-rerun-elements",
+        ),
+        pytest.param(
+            [_suite(_case(body=FAIL)), _suite(_case())], True, id="two-suites"
+        ),
+        pytest.param(
+            [_suite(_case(body=SKIP), _case(body=FAIL))], True, id="testng-invocations"
+        ),
+        pytest.param(
+            [_suite(_case(), _case("u"), _case(body=FAIL))], True, id="pass-then-fail"
+        ),
+    ],
+)
+def test_repeated_testcase_that_may_be_another_test_is_stored_apart(suites, warned):
+    report = parse_report(
+        f"<testsuites>{''.join(suites)}</testsuites>".encode(), filename="r.xml"
+    )
+
+    names = [e.name for e in report.executions if e.name.startswith("t")]
+    assert names[0] == "t"
+    assert names[-1] == "t #2"
+    assert len(set(names)) == 2
+    assert len(report.warnings) == int(warned)
+    if warned:
+        assert "'t'" in report.warnings[0]
+        assert "separate test" in report.warnings[0]
