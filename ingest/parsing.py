@@ -6,8 +6,31 @@ lxml streams the file (``iterparse``) and each ``<testcase>`` is read as it
 ends, then dropped, so memory stays flat however large the report is: its
 attributes straight from the element, and its results (failure, error,
 skipped, flaky and rerun runs), if it has any, by junitparser's element
-classes. Executions share one str object per distinct suite path, classname
-and file, so the output holds little besides the test names.
+classes. A result belongs to its nearest enclosing testcase; nothing inside a
+testcase that has not ended yet is dropped, so testcases (or suites) nested
+in a testcase do not take its results with them. Executions share one str
+object per distinct suite path, classname and file, so the output holds
+little besides the test names.
+
+A test repeated in one report (same suite path, classname, name and file) is
+either reruns of one test, stored as its executions in document order, or
+other tests that share the name. What the report shows decides, first rule
+that applies:
+
+1. The report has flaky*/rerun* elements (Surefire, Gradle ``mergeReruns``,
+   nextest, Playwright ``includeRetries``): the tool writes its reruns inside
+   one testcase, so a repeat is another test.
+2. Every repeat has a ``line`` attribute: all equal means reruns (pytest
+   ``junit_family=legacy`` with pytest-rerunfailures); different means other
+   tests.
+3. All repeats in one ``<testsuite>`` element, and all but the last failed or
+   errored: reruns (a rerun follows a failure: pytest-rerunfailures, Gradle
+   test-retry, gotestsum ``--rerun-fails``, which writes failures before
+   passes). Consecutive repeats with one outcome are repetitions (Xcode via
+   fastlane trainer): reruns too, nothing to mistake.
+4. Otherwise it is ambiguous (mocha and TestNG repeat titles of different
+   tests; a pass followed by a failure is no rerun): the repeats are stored as
+   other tests named ``<name> #2``, ``#3``..., with a warning.
 
 Real CI output is dirty. Before parsing, bytes that do not match the declared
 encoding are re-read as Latin-1, and ANSI colour escapes and other characters
