@@ -572,7 +572,8 @@ def test_repeated_testcase_that_the_report_shows_as_reruns_is_one_test(suites):
     report = parse_report(f"<testsuites>{''.join(suites)}</testsuites>".encode())
 
     names = [e.name for e in report.executions]
-    assert names.count("t") == 3 or names.count("t") == 2
+    assert names.count("t") == sum(suite.count('name="t"') for suite in suites)
+    assert names.count("t") >= 2
     assert all(not name.startswith("t #") for name in names)
     assert report.warnings == []
 
