@@ -24,12 +24,15 @@ that applies:
    ``junit_family=legacy`` with pytest-rerunfailures); different means other
    tests.
 3. All repeats in one ``<testsuite>`` element, and all but the last failed or
-   errored: reruns (a rerun follows a failure: pytest-rerunfailures, Gradle
-   test-retry, gotestsum ``--rerun-fails``, which writes failures before
-   passes). Consecutive repeats with one outcome are repetitions (Xcode via
-   fastlane trainer): reruns too, nothing to mistake.
-4. Otherwise it is ambiguous (mocha and TestNG repeat titles of different
-   tests; a pass followed by a failure is no rerun): the repeats are stored as
+   errored: reruns (a rerun follows a failure; gotestsum ``--rerun-fails``
+   writes failures before passes, so its attempts need not be adjacent).
+4. All repeats in one ``<testsuite>`` element, next to each other, and none
+   but the last skipped (or all with one outcome): reruns. pytest-rerunfailures
+   writes its reruns right before the final attempt as testcases without a
+   result (so they read as passed); Gradle test-retry and Xcode repetitions
+   (fastlane trainer) are consecutive too.
+5. Otherwise it is ambiguous (mocha and TestNG repeat titles of different
+   tests, apart from each other or after a skip): the repeats are stored as
    other tests named ``<name> #2``, ``#3``..., with a warning.
 
 Real CI output is dirty. Before parsing, bytes that do not match the declared
@@ -746,14 +749,21 @@ class _ReportReader:
             return "reruns" if len(lines) == 1 else "other tests"
         one_suite = len({suite_no for _, suite_no in where}) == 1
         if one_suite:
-            # A rerun follows a failure (pytest-rerunfailures, Gradle
-            # test-retry; gotestsum writes failures before passes).
+            # A rerun follows a failure (gotestsum writes failures before
+            # passes, so its reruns need not be next to each other).
             if all(e.outcome.is_failure for e in firsts[:-1]):
                 return "reruns"
             orders = [order for order, _ in found]
             consecutive = orders == list(range(orders[0], orders[0] + len(orders)))
-            if consecutive and len({e.outcome for e in firsts}) == 1:
-                return "reruns"  # repetitions (Xcode): nothing to mistake
+            # pytest-rerunfailures writes its reruns right before the final
+            # attempt, as testcases without a result (read as passed);
+            # Gradle test-retry and Xcode repetitions are consecutive too. A
+            # skip is never retried.
+            if consecutive and (
+                len({e.outcome for e in firsts}) == 1
+                or all(e.outcome != Outcome.SKIPPED for e in firsts[:-1])
+            ):
+                return "reruns"
         return "ambiguous"
 
     def _problem(self, text: str) -> None:

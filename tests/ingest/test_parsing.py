@@ -565,6 +565,10 @@ SKIP = "<skipped/>"
             [_suite(_case(body=FAIL), _case(body=FAIL), _case())],
             id="pytest-rerunfailures",
         ),
+        pytest.param(
+            [_suite(_case("other"), _case(), _case(), _case(body=FAIL))],
+            id="pytest-rerunfailures-reruns-without-a-result",
+        ),
         pytest.param([_suite(_case(), _case(), _case())], id="consecutive-repetitions"),
     ],
 )

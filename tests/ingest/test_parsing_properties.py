@@ -200,7 +200,7 @@ def _expected(root: ET.Element) -> dict[str, tuple[Outcome, Counter, set[str]]]:
 
 
 @settings(
-    max_examples=200,
+    max_examples=120,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
