@@ -6,8 +6,34 @@ lxml streams the file (``iterparse``) and each ``<testcase>`` is read as it
 ends, then dropped, so memory stays flat however large the report is: its
 attributes straight from the element, and its results (failure, error,
 skipped, flaky and rerun runs), if it has any, by junitparser's element
-classes. Executions share one str object per distinct suite path, classname
-and file, so the output holds little besides the test names.
+classes. A result belongs to its nearest enclosing testcase; nothing inside a
+testcase that has not ended yet is dropped, so testcases (or suites) nested
+in a testcase do not take its results with them. Executions share one str
+object per distinct suite path, classname and file, so the output holds
+little besides the test names.
+
+A test repeated in one report (same suite path, classname, name and file) is
+either reruns of one test, stored as its executions in document order, or
+other tests that share the name. What the report shows decides, first rule
+that applies:
+
+1. The report has flaky*/rerun* elements (Surefire, Gradle ``mergeReruns``,
+   nextest, Playwright ``includeRetries``): the tool writes its reruns inside
+   one testcase, so a repeat is another test.
+2. Every repeat has a ``line`` attribute: all equal means reruns (pytest
+   ``junit_family=legacy`` with pytest-rerunfailures); different means other
+   tests.
+3. All repeats in one ``<testsuite>`` element, and all but the last failed or
+   errored: reruns (a rerun follows a failure; gotestsum ``--rerun-fails``
+   writes failures before passes, so its attempts need not be adjacent).
+4. All repeats in one ``<testsuite>`` element, next to each other, and none
+   but the last skipped (or all with one outcome): reruns. pytest-rerunfailures
+   writes its reruns right before the final attempt as testcases without a
+   result (so they read as passed); Gradle test-retry and Xcode repetitions
+   (fastlane trainer) are consecutive too.
+5. Otherwise it is ambiguous (mocha and TestNG repeat titles of different
+   tests, apart from each other or after a skip): the repeats are stored as
+   other tests named ``<name> #2``, ``#3``..., with a warning.
 
 Real CI output is dirty. Before parsing, bytes that do not match the declared
 encoding are re-read as Latin-1, and ANSI colour escapes and other characters
@@ -25,6 +51,8 @@ import threading
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import NoReturn
 
 from junitparser import Error, Failure, Skipped, xunit2
 from lxml import etree
@@ -44,16 +72,57 @@ MAX_SHARED_STRINGS = 10_000
 MAX_SHARED_DURATIONS = 10_000
 
 JUNIT_ROOTS = {"testsuites", "testsuite"}
+_DOTNET_LOGGER = (
+    "with dotnet test, add the JunitXml.TestLogger package and pass --logger "
+    '"junit;LogFilePath=junit.xml"'
+)
+_CONVERT = "convert it to JUnit XML before uploading"
+# Root element -> (what the file is, how to get JUnit XML instead).
 KNOWN_OTHER_FORMATS = {
-    "test-run": "NUnit 3",
-    "test-results": "NUnit 2",
-    "TestRun": "Visual Studio TRX",
-    "assemblies": "xUnit.net v2",
-    "assembly": "xUnit.net",
-    "suites": "TestNG",
-    "testng-results": "TestNG",
-    "checkstyle": "Checkstyle",
+    "test-run": (
+        "an NUnit 3 result file",
+        "Run nunit3-console with --result=junit.xml;transform=nunit3-junit.xslt "
+        f"(from nunit/nunit-transforms), or {_DOTNET_LOGGER}.",
+    ),
+    "test-results": (
+        "an NUnit 2 result file",
+        f"Have the test run write JUnit XML ({_DOTNET_LOGGER}), or {_CONVERT}.",
+    ),
+    "assemblies": ("an xUnit.net v2 report", f"To get JUnit XML, {_DOTNET_LOGGER}."),
+    "assembly": ("an xUnit.net report", f"To get JUnit XML, {_DOTNET_LOGGER}."),
+    "testng-results": (
+        "a TestNG results file",
+        "TestNG writes JUnit XML itself: upload test-output/junitreports/*.xml "
+        "(or, under Maven, target/surefire-reports/TEST-*.xml).",
+    ),
+    "checkstyle": (
+        "a Checkstyle report (lint findings, not test results)",
+        "Upload the JUnit XML that the test runner writes instead.",
+    ),
 }
+# <TestRun> is Visual Studio's TRX in this namespace, and CppUnit's or AUnit's
+# own XML without one.
+TRX_NAMESPACE = "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"
+TRX = (
+    "a Visual Studio TRX file",
+    f"To get JUnit XML, {_DOTNET_LOGGER}.",
+)
+CPPUNIT = (
+    "a CppUnit or AUnit report",
+    f"Their XML is not JUnit XML: {_CONVERT}, for example with xsltproc and "
+    "the stylesheet CppUnit ships as contrib/xml-xsl/cppunit2junit.xsl (the "
+    "Jenkins xUnit plugin has stylesheets for both).",
+)
+# Check (the C unit-test framework) writes <testsuites> in this namespace,
+# with <suite> and <test> inside: without the namespace it would read as an
+# empty JUnit report.
+CHECK_NAMESPACE = "http://check.sourceforge.net/ns"
+CHECK = (
+    "the XML format of Check, the C unit-test framework",
+    "Check writes no JUnit XML and removing the xmlns attribute does not make "
+    f"it JUnit; {_CONVERT} (an XSLT stylesheet or a script that writes a "
+    "<testcase> per <test>).",
+)
 INTERIM_OUTCOMES = {
     xunit2.FlakyFailure: Outcome.FAILED,
     xunit2.RerunFailure: Outcome.FAILED,
@@ -68,6 +137,11 @@ RESULT_TYPES = {
     if issubclass(kind, (xunit2.InterimResult, Failure, Error, Skipped))
 }
 SKIPPED_STATUSES = {"notrun", "disabled", "skipped", "skip"}
+# googletest 1.10+ writes status="run|notrun" and result="completed|skipped|
+# suppressed": GTEST_SKIP() is status="run" result="skipped", often without a
+# <skipped> child; a disabled test is result="suppressed". "completed" is a
+# normal run, whose children decide.
+SKIPPED_RESULTS = {"skipped", "suppressed"}
 FAILED_STATUSES = {"fail", "failed", "failure"}
 
 # Bytes < 0x20 never occur inside a multi-byte UTF-8 sequence, so control
@@ -124,6 +198,9 @@ class ParsedExecution:
     kind: str = ""  # the failure's type attribute
     message: str = ""
     detail: str = ""
+    # Which run of its <testcase> element this is: 0, then 1, 2... for the
+    # runs that flaky*/rerun* children add.
+    run: int = 0
 
 
 @dataclass
@@ -201,7 +278,7 @@ def clean_xml_bytes(data: bytes, *, filename: str) -> tuple[bytes, list[str]]:
             encoding = codecs.lookup(encoding).name
         except LookupError:
             warnings.append(
-                f"{filename}: unknown encoding {encoding!r} declared; read as UTF-8."
+                f"{filename}: Unknown encoding {encoding!r} declared; read as UTF-8."
             )
             encoding = "utf-8"
 
@@ -213,15 +290,15 @@ def clean_xml_bytes(data: bytes, *, filename: str) -> tuple[bytes, list[str]]:
     except UnicodeDecodeError:
         text = data.decode(encoding, errors="flakewatch-latin1")
         warnings.append(
-            f"{filename}: bytes that are not valid {encoding} were read as Latin-1."
+            f"{filename}: Bytes that are not valid {encoding} were read as Latin-1."
         )
     text, ansi_count = _ANSI_ESCAPE.subn("", text)
     text, illegal_count = _ILLEGAL_CHARS.subn("", text)
     if ansi_count:
-        warnings.append(f"{filename}: removed {ansi_count} ANSI escape sequence(s).")
+        warnings.append(f"{filename}: Removed {ansi_count} ANSI escape sequence(s).")
     if illegal_count:
         warnings.append(
-            f"{filename}: removed {illegal_count} control character(s) "
+            f"{filename}: Removed {illegal_count} control character(s) "
             "that XML does not allow."
         )
     cleaned = text.encode("utf-8")
@@ -311,6 +388,8 @@ class _ReportReader:
         self.strings: dict[str, str] = {}
         self.durations: dict[str, float] = {}
         self.unnamed = 0
+        self.rerun_elements = False  # whether any flaky*/rerun* child was read
+        self.repeated = False  # whether a classname and name came twice
         self.time_problems: Counter = Counter()
         self.problems: list[str] = []
 
@@ -318,7 +397,8 @@ class _ReportReader:
         data, self.report.warnings = clean_xml_bytes(data, filename=self.filename)
         if not data or data.isspace():  # data.strip(), without copying the file
             raise ReportError(
-                f"{self.filename}: the file is empty, not a JUnit XML report."
+                f"{self.filename}: The file is empty. Upload the JUnit XML report "
+                "that the test run wrote (check its path and that the run got that far)."
             )
         if _declares_dtd(data):
             raise ReportError(
@@ -345,14 +425,24 @@ class _ReportReader:
             reason = exc.msg
             if reason.startswith("Unregistered error"):  # libxml2 gave no text
                 line, column = exc.position
-                reason = f"the document is malformed or cut short, line {line}, column {column}"
+                reason = f"malformed or cut short at line {line}, column {column}"
             raise ReportError(
-                f"{self.filename}: not well-formed XML: {reason}."
+                f"{self.filename}: The file is not well-formed XML ({reason}). If "
+                "the test run was killed while writing it, the report is cut "
+                "short: upload the report of a run that finished."
             ) from exc
         if root is None:
-            raise ReportError(f"{self.filename}: no XML element found.")
+            raise ReportError(
+                f"{self.filename}: No XML element found. Upload the JUnit XML "
+                "report itself."
+            )
         if not checked_root:
             self._check_root(root.getroottree())
+        if self.report.testcases == 0 and root.find("suite") is not None:
+            # Check's XML with its namespace removed: <suite>, not <testsuite>.
+            self._refuse_format(root.tag, CHECK)
+        if self.repeated:
+            self._separate_repeats(data)
         self._finish()
         return self.report
 
@@ -374,13 +464,22 @@ class _ReportReader:
         # and file; those of the suites around it wait on the stack.
         suite = suite_file = ""
         outer_suites: list[tuple[str, str]] = []
+        # Testcases begun and not yet ended: while one is open, nothing inside
+        # it is dropped, since its results are read only when it ends.
+        open_cases = 0
+        names_by_class: dict[str, set[str]] = {}
+        names_class: str | None = None
+        class_names: set[str] = set()
+        repeated = False
         for event, elem in events:
             tag = elem.tag
             if event == "start":
                 if not checked_root:
                     self._check_root(elem.getroottree())
                     checked_root = True
-                if tag != "testcase" and tag.endswith("testsuite"):
+                if tag == "testcase" or not tag.endswith("testsuite"):
+                    open_cases += 1
+                else:
                     outer_suites.append((suite, suite_file))
                     name = elem.get("name")
                     if name:  # unnamed suites add nothing to the path
@@ -389,6 +488,7 @@ class _ReportReader:
                     suite_file = self._shared(file) if file else ""
                 continue
             if tag == "testcase" or tag.endswith("testcase"):
+                open_cases -= 1
                 testcases += 1
                 get = elem.get  # bytes keys spare lxml encoding them each call
                 name = get(b"name") or self._unnamed(elem)
@@ -397,6 +497,16 @@ class _ReportReader:
                     classname = strings.get(classname) or self._shared(classname)
                 else:
                     classname = ""
+                # Names seen per classname: a repeat sends the report through
+                # _separate_repeats. Classnames are shared objects, so "is"
+                # finds the set of the previous testcase's class at once.
+                if classname is not names_class:
+                    names_class = classname
+                    class_names = names_by_class.setdefault(classname, set())
+                if name in class_names:
+                    repeated = True
+                else:
+                    class_names.add(name)
                 file = get(b"file")
                 if file:
                     file = strings.get(file) or self._shared(file)
@@ -407,6 +517,10 @@ class _ReportReader:
                 if duration_ms is None:
                     duration_ms = self._duration_ms(time)
                 status = get(b"status")
+                result = get(b"result")
+                if result and result.lower() in SKIPPED_RESULTS:
+                    if not (status and status.lower() in FAILED_STATUSES):
+                        status = "skipped"
                 if len(elem):
                     status = status.lower() if status else ""
                     self._read_results(
@@ -425,12 +539,18 @@ class _ReportReader:
                     )
             else:
                 suite, suite_file = outer_suites.pop()
+                if open_cases:  # a suite inside a testcase: part of its results
+                    continue
                 elem.clear(keep_tail=False)
+            if open_cases:
+                # Inside an open testcase, the siblings may be its results.
+                continue
             # Drop what has been read, so memory does not grow with the file.
             parent = elem.getparent()
             while parent is not None and elem.getprevious() is not None:
                 del parent[0]
         report.testcases = testcases
+        self.repeated = repeated
         return checked_root
 
     def _check_root(self, tree) -> None:
@@ -440,22 +560,38 @@ class _ReportReader:
                 "need none."
             )
         qname = etree.QName(tree.getroot())
-        tag = qname.localname
-        if tag in JUNIT_ROOTS and qname.namespace:
+        tag, namespace = qname.localname, qname.namespace
+        if namespace == CHECK_NAMESPACE:
+            self._refuse_format(tag, CHECK)
+        if tag in JUNIT_ROOTS and namespace:
             # junitparser reads un-namespaced children only: refuse rather than
             # silently miss every failure.
             raise ReportError(
-                f"{self.filename}: <{tag}> is in the XML namespace {qname.namespace!r}; "
-                "JUnit XML has no namespace. Remove the xmlns attribute."
+                f"{self.filename}: The root element <{tag}> is in the XML namespace "
+                f"{namespace!r}, and JUnit XML has none, so its testcases cannot be "
+                "read. If the elements inside are JUnit's <testsuite> and "
+                "<testcase>, remove the xmlns attribute; otherwise have the test "
+                "runner write JUnit XML."
             )
         if tag in JUNIT_ROOTS:
             return
-        known = KNOWN_OTHER_FORMATS.get(tag)
-        hint = f" This looks like a {known} report;" if known else ""
+        if tag == "TestRun":
+            known = TRX if namespace == TRX_NAMESPACE else CPPUNIT
+        else:
+            known = KNOWN_OTHER_FORMATS.get(tag)
+        if known:
+            self._refuse_format(tag, known)
         raise ReportError(
-            f"{self.filename}: root element <{tag}> is not JUnit XML (expected "
-            f"<testsuites> or <testsuite>).{hint} configure the test runner to write "
+            f"{self.filename}: The root element <{tag}> is not JUnit XML (expected "
+            "<testsuites> or <testsuite>). Configure the test runner to write "
             "JUnit XML."
+        )
+
+    def _refuse_format(self, tag: str, known: tuple[str, str]) -> NoReturn:
+        what, advice = known
+        raise ReportError(
+            f"{self.filename}: The root element <{tag}> is not JUnit XML: this is "
+            f"{what}. {advice}"
         )
 
     def _shared(self, text: str) -> str:
@@ -481,7 +617,7 @@ class _ReportReader:
         self.unnamed += 1
         name = f"<unnamed testcase {self.unnamed}>"
         self._problem(
-            f"testcase at line {elem.sourceline} has no name; stored as {name!r}."
+            f"Testcase at line {elem.sourceline} has no name; stored as {name!r}."
         )
         return name
 
@@ -506,7 +642,7 @@ class _ReportReader:
         status: str,
     ) -> None:
         """Read a testcase with children: junitparser classifies its results."""
-        finals, interims = [], []
+        finals, interims, interim_times = [], [], []
         # The results xunit2.TestCase would yield, without the wrapper (which
         # junitparser builds around a throwaway element) nor system-out/-err.
         for child in elem.iter():
@@ -515,6 +651,8 @@ class _ReportReader:
                 entry = kind.fromelem(child)
                 if isinstance(entry, xunit2.InterimResult):
                     interims.append(entry)
+                    # nextest and Playwright time each rerun; Surefire does not.
+                    interim_times.append(child.get("time"))
                 else:
                     finals.append(entry)
         outcome, described = _final_outcome(finals, status)
@@ -528,12 +666,13 @@ class _ReportReader:
         if not interims:
             report.executions.append(final)
             return
+        self.rerun_elements = True
         runs = [
             ParsedExecution(
-                suite, classname, name, file, INTERIM_OUTCOMES[type(interim)], None,
-                *_describe([interim]),
+                suite, classname, name, file, INTERIM_OUTCOMES[type(interim)],
+                self._duration_ms(time), *_describe([interim]),
             )
-            for interim in interims
+            for interim, time in zip(interims, interim_times, strict=True)
         ]  # fmt: skip
         # flaky* children are failed runs before the final (passing) one;
         # Surefire's <failure> is the first run and rerun* children the reruns.
@@ -541,7 +680,91 @@ class _ReportReader:
             runs.append(final)
         else:
             runs.insert(0, final)
+        for number, run in enumerate(runs):
+            run.run = number
         report.executions.extend(runs)
+
+    def _separate_repeats(self, data: bytes) -> None:
+        """Decide, for each test repeated in the report, reruns or other tests.
+
+        The rule is in the module docstring. Repeats read as other tests get
+        " #2", " #3"... after their name; a warning lists the ambiguous ones.
+        """
+        executions = self.report.executions
+        keys = list(map(_IDENTITY, executions))
+        # Each <testcase> element's runs as [start, end) in ``executions``.
+        bounds: list[list[int]] = []
+        for index, e in enumerate(executions):
+            if e.run:
+                bounds[-1][1] = index + 1
+            else:
+                bounds.append([index, index + 1])
+        counts = Counter(keys[start] for start, _ in bounds)
+        if all(count == 1 for count in counts.values()):
+            return  # only flaky*/rerun* runs of single testcases
+        # Each repeated test's elements as (position among all testcases,
+        # first run's index), in document order.
+        occurrences: dict[tuple, list[tuple[int, int]]] = {}
+        for order, (start, _) in enumerate(bounds):
+            key = keys[start]
+            if counts[key] > 1:
+                occurrences.setdefault(key, []).append((order, start))
+        places = _testcase_places(data)  # (line, suite element) per testcase
+        ambiguous: list[str] = []
+        for key, found in occurrences.items():
+            firsts = [executions[start] for _, start in found]
+            where = [places[order] for order, _ in found]
+            verdict = self._repeat_verdict(found, firsts, where)
+            if verdict == "reruns":
+                continue
+            if verdict == "ambiguous":
+                ambiguous.append(key[2])
+            for number, (order, _) in enumerate(found[1:], start=2):
+                start, end = bounds[order]
+                for e in executions[start:end]:
+                    e.name = f"{e.name} #{number}"
+        if ambiguous:
+            listed = ", ".join(repr(name) for name in ambiguous[:5])
+            more = f" and {len(ambiguous) - 5} more" if len(ambiguous) > 5 else ""
+            self.report.warnings.append(
+                f"{self.filename}: Tests repeated in the report without a sign that "
+                f"the repeats are reruns ({listed}{more}) are stored as separate "
+                "tests, the second named '<name> #2' and so on. If they are reruns "
+                "of one test, "
+                "have the report give each attempt the same file and line "
+                "attributes (pytest: junit_family=legacy)."
+            )
+
+    def _repeat_verdict(
+        self,
+        found: list[tuple[int, int]],
+        firsts: list[ParsedExecution],
+        where: list[tuple[str | None, int]],
+    ) -> str:
+        """Return "reruns", "other tests" or "ambiguous" for one repeated test."""
+        if self.rerun_elements:
+            return "other tests"  # the tool writes reruns inside one testcase
+        lines = {line for line, _ in where}
+        if None not in lines:
+            return "reruns" if len(lines) == 1 else "other tests"
+        one_suite = len({suite_no for _, suite_no in where}) == 1
+        if one_suite:
+            # A rerun follows a failure (gotestsum writes failures before
+            # passes, so its reruns need not be next to each other).
+            if all(e.outcome.is_failure for e in firsts[:-1]):
+                return "reruns"
+            orders = [order for order, _ in found]
+            consecutive = orders == list(range(orders[0], orders[0] + len(orders)))
+            # pytest-rerunfailures writes its reruns right before the final
+            # attempt, as testcases without a result (read as passed);
+            # Gradle test-retry and Xcode repetitions are consecutive too. A
+            # skip is never retried.
+            if consecutive and (
+                len({e.outcome for e in firsts}) == 1
+                or all(e.outcome != Outcome.SKIPPED for e in firsts[:-1])
+            ):
+                return "reruns"
+        return "ambiguous"
 
     def _problem(self, text: str) -> None:
         self.problems.append(f"{self.filename}: {text}")
@@ -549,13 +772,60 @@ class _ReportReader:
     def _finish(self) -> None:
         for problem, count in sorted(self.time_problems.items()):
             self.report.warnings.append(
-                f"{self.filename}: {count} testcase time value(s) {problem}; "
+                f"{self.filename}: Time value {problem} in {count} testcase(s), "
                 "stored without a duration."
             )
         extra = len(self.problems) - MAX_LISTED_PROBLEMS
         self.report.errors.extend(self.problems[:MAX_LISTED_PROBLEMS])
         if extra > 0:
-            self.report.errors.append(f"{self.filename}: … and {extra} more problems.")
+            self.report.errors.append(
+                f"{self.filename}: There are {extra} more problems like these."
+            )
+
+
+_IDENTITY = attrgetter("suite", "classname", "name", "file")
+
+
+def _testcase_places(data: bytes) -> list[tuple[str | None, int]]:
+    """Return each testcase's line attribute and suite element, in end order.
+
+    A second, lighter pass over a report that repeats a test: reading ``line``
+    and counting suites in the main pass would slow every report down.
+    """
+    places: list[tuple[str | None, int]] = []
+    suite_no = suites_seen = open_cases = 0
+    outer: list[int] = []
+    events = etree.iterparse(
+        io.BytesIO(data),
+        events=("start", "end"),
+        tag=("{*}testsuite", "{*}testcase"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+    for event, elem in events:
+        is_case = not elem.tag.endswith("testsuite")
+        if event == "start":
+            if is_case:
+                open_cases += 1
+            else:
+                outer.append(suite_no)
+                suites_seen += 1
+                suite_no = suites_seen
+            continue
+        if is_case:
+            open_cases -= 1
+            places.append((elem.get("line"), suite_no))
+        else:
+            suite_no = outer.pop()
+        if not open_cases:  # as in the main pass: nothing an open case holds
+            elem.clear(keep_tail=False)
+            parent = elem.getparent()
+            while parent is not None and elem.getprevious() is not None:
+                del parent[0]
+    return places
 
 
 _collector_lock = threading.Lock()

@@ -329,7 +329,7 @@ def test_a_file_that_is_not_xml_fails_the_upload_with_line(client, upload_token)
         headers={"Authorization": f"Bearer {upload_token}"},
     ).json()
     assert status["status"] == "failed"
-    assert "junit.xml: not well-formed XML" in status["errors"][0]
+    assert "junit.xml: The file is not well-formed XML" in status["errors"][0]
     assert "line 1" in status["errors"][0]
     assert CaseResult.objects.count() == 0
 

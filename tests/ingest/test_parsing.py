@@ -323,3 +323,304 @@ def test_parsing_leaves_the_garbage_collector_as_it_found_it(enabled):
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was_enabled else gc.disable)()
+
+
+def test_failure_before_a_nested_testcase_still_fails_the_outer_testcase():
+    report = parse_report(
+        b'<testsuite name="s"><testcase name="outer"><failure message="boom">x'
+        b'</failure><testcase name="inner"/></testcase></testsuite>'
+    )
+
+    outcomes = {e.name: e.outcome for e in report.executions}
+    assert outcomes == {"outer": Outcome.FAILED, "inner": Outcome.PASSED}
+    assert report.failures == 1
+    assert [e.message for e in report.executions if e.name == "outer"] == ["boom"]
+
+
+def test_failure_of_a_nested_testcase_is_not_also_the_outer_testcases():
+    report = parse_report(
+        b'<testsuite name="s"><testcase name="outer"><skipped message="later"/>'
+        b'<testsuite name="in"><testcase name="inner"><error message="bad"/>'
+        b"</testcase></testsuite></testcase></testsuite>"
+    )
+
+    outcomes = {e.name: e.outcome for e in report.executions}
+    assert outcomes == {"outer": Outcome.SKIPPED, "inner": Outcome.ERROR}
+
+
+@pytest.mark.parametrize(
+    ("attributes", "body", "outcome"),
+    [
+        pytest.param('status="run" result="skipped"', "", Outcome.SKIPPED, id="skip"),
+        pytest.param(
+            'status="notrun" result="suppressed"', "", Outcome.SKIPPED, id="disabled"
+        ),
+        pytest.param(
+            'status="run" result="suppressed"', "", Outcome.SKIPPED, id="suppressed"
+        ),
+        pytest.param(
+            'status="run" result="completed"', "", Outcome.PASSED, id="completed"
+        ),
+        pytest.param(
+            'status="run" result="completed"',
+            '<failure message="Value of: x"/>',
+            Outcome.FAILED,
+            id="completed-failure",
+        ),
+        pytest.param(
+            'status="run" result="skipped"',
+            '<skipped message="GTEST_SKIP"/>',
+            Outcome.SKIPPED,
+            id="skip-with-child",
+        ),
+        pytest.param(
+            'status="run" result="skipped"',
+            "<system-out>log</system-out>",
+            Outcome.SKIPPED,
+            id="skip-with-output",
+        ),
+        pytest.param(
+            'status="run" result="skipped"',
+            '<failure message="boom"/>',
+            Outcome.FAILED,
+            id="failure-wins",
+        ),
+    ],
+)
+def test_googletest_result_attribute_is_read_as_googletest_defines_it(
+    attributes, body, outcome
+):
+    report = parse_report(_one_testcase(f'name="t" {attributes}', body))
+
+    [execution] = report.executions
+    assert execution.outcome == outcome
+    assert report.failures == (1 if outcome == Outcome.FAILED else 0)
+
+
+CHECK_NS = "http://check.sourceforge.net/ns"
+CHECK_BODY = (
+    "<datetime>2026-01-01 10:00:00</datetime><suite><title>Money</title>"
+    '<test result="failure"><path>.</path><fn>check_money.c:28</fn>'
+    "<id>test_money_create</id><message>Assertion failed</message></test>"
+    "</suite>"
+)
+TRX_NS = "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"
+
+
+@pytest.mark.parametrize(
+    ("data", "names", "advice"),
+    [
+        pytest.param(
+            f'<testsuites xmlns="{CHECK_NS}">{CHECK_BODY}</testsuites>',
+            "Check",
+            "convert",
+            id="check",
+        ),
+        pytest.param(
+            f"<testsuites>{CHECK_BODY}</testsuites>",
+            "Check",
+            "convert",
+            id="check-without-namespace",
+        ),
+        pytest.param(
+            "<TestRun><FailedTests/><SuccessfulTests/><Statistics/></TestRun>",
+            "CppUnit or AUnit",
+            "cppunit2junit.xsl",
+            id="cppunit",
+        ),
+        pytest.param(
+            f'<TestRun xmlns="{TRX_NS}"><Results/></TestRun>',
+            "Visual Studio TRX",
+            "JunitXml.TestLogger",
+            id="trx",
+        ),
+        pytest.param(
+            '<test-run id="2"><test-suite/></test-run>',
+            "NUnit 3",
+            "nunit3-junit.xslt",
+            id="nunit3",
+        ),
+        pytest.param('<test-results name="x"/>', "NUnit 2", "JUnit XML", id="nunit2"),
+        pytest.param(
+            "<assemblies><assembly/></assemblies>",
+            "an xUnit.net v2",
+            "JunitXml.TestLogger",
+            id="xunit2",
+        ),
+        pytest.param(
+            '<assembly name="a.dll"/>',
+            "an xUnit.net",
+            "JunitXml.TestLogger",
+            id="xunit1",
+        ),
+        pytest.param("<testng-results/>", "TestNG", "junitreports", id="testng"),
+        pytest.param(
+            '<checkstyle version="10"/>', "Checkstyle", "lint", id="checkstyle"
+        ),
+        pytest.param(
+            '<testsuites xmlns="urn:example"><testsuite/></testsuites>',
+            "namespace",
+            "remove the xmlns attribute",
+            id="other-namespace",
+        ),
+        pytest.param("<results/>", "<results>", "JUnit XML", id="unknown-root"),
+    ],
+)
+def test_refusal_names_the_format_and_says_how_to_get_junit_xml(data, names, advice):
+    with pytest.raises(ReportError) as raised:
+        parse_report(data.encode(), filename="r.xml")
+
+    message = str(raised.value)
+    assert names in message
+    assert advice in message
+    assert "Visual Studio TRX" not in message or names == "Visual Studio TRX"
+    assert " a xUnit" not in message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"<testsuite><testcase></testsuite>", id="malformed"),
+        pytest.param(b"<testsuite", id="cut-short"),
+        pytest.param(b"<?xml version='1.0'?>", id="no-element"),
+        pytest.param(b'<!DOCTYPE x [<!ENTITY a "b">]><x/>', id="doctype"),
+        pytest.param(b"<results/>", id="unknown-root"),
+        pytest.param(b'<testsuite xmlns="urn:x"/>', id="namespace"),
+        pytest.param(b"<TestRun/>", id="cppunit"),
+    ],
+)
+def test_every_refusal_is_a_sentence_after_the_file_name(data):
+    with pytest.raises(ReportError) as raised:
+        parse_report(data, filename="r.xml")
+
+    message = str(raised.value)
+    assert message.startswith("r.xml: ")
+    sentence = message.removeprefix("r.xml: ")
+    assert sentence[0].isupper(), message
+    assert sentence.endswith("."), message
+    assert ". " not in sentence or all(
+        part[0].isupper() or part[0] in "(<-" for part in sentence.split(". ")[1:]
+    ), message
+
+
+def test_every_repair_warning_is_a_sentence_after_the_file_name():
+    data = (
+        b'<?xml version="1.0" encoding="x-unknown"?>\n<testsuite name="s">'
+        b'<testcase name="pi\xf1a" time="-1"><failure>\x1b[31mred\x00</failure>'
+        b"</testcase></testsuite>"
+    )
+
+    report = parse_report(data, filename="r.xml")
+
+    assert len(report.warnings) == 5
+    for warning in report.warnings:
+        assert warning.startswith("r.xml: ")
+        assert warning.removeprefix("r.xml: ")[0].isupper(), warning
+
+
+def test_each_rerun_element_keeps_its_own_duration():
+    body = (
+        '<flakyFailure message="first" time="0.5"><stackTrace>a</stackTrace>'
+        "</flakyFailure>"
+        '<flakyError message="second" time="0.25"/>'
+    )
+
+    report = parse_report(_one_testcase('name="t" time="0.1"', body))
+
+    durations = [e.duration_ms for e in report.executions]
+    assert durations == [pytest.approx(500.0), pytest.approx(250.0), 100.0]
+
+
+def _suite(*testcases: str, name: str = "s") -> str:
+    return f'<testsuite name="{name}">{"".join(testcases)}</testsuite>'
+
+
+def _case(name: str = "t", body: str = "", attributes: str = "") -> str:
+    return f'<testcase classname="c" name="{name}" {attributes}>{body}</testcase>'
+
+
+FAIL = '<failure message="boom"/>'
+SKIP = "<skipped/>"
+
+
+@pytest.mark.parametrize(
+    "suites",
+    [
+        pytest.param(
+            [
+                _suite(
+                    _case(attributes='file="a.py" line="7"'),
+                    _case("other"),
+                    _case(body=FAIL, attributes='file="a.py" line="7"'),
+                )
+            ],
+            id="same-file-and-line",
+        ),
+        pytest.param(
+            [_suite(_case(body=FAIL), _case("other", SKIP), _case("other2"), _case())],
+            id="gotestsum-failures-before-passes",
+        ),
+        pytest.param(
+            [_suite(_case(body=FAIL), _case(body=FAIL), _case())],
+            id="pytest-rerunfailures",
+        ),
+        pytest.param(
+            [_suite(_case("other"), _case(), _case(), _case(body=FAIL))],
+            id="pytest-rerunfailures-reruns-without-a-result",
+        ),
+        pytest.param([_suite(_case(), _case(), _case())], id="consecutive-repetitions"),
+    ],
+)
+def test_repeated_testcase_that_the_report_shows_as_reruns_is_one_test(suites):
+    report = parse_report(f"<testsuites>{''.join(suites)}</testsuites>".encode())
+
+    names = [e.name for e in report.executions]
+    assert names.count("t") == sum(suite.count('name="t"') for suite in suites)
+    assert names.count("t") >= 2
+    assert all(not name.startswith("t #") for name in names)
+    assert report.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("suites", "warned"),
+    [
+        pytest.param(
+            [
+                _suite(
+                    _case(body=FAIL, attributes='file="a.py" line="7"'),
+                    _case(attributes='file="a.py" line="19"'),
+                )
+            ],
+            False,
+            id="different-lines",
+        ),
+        pytest.param(
+            [_suite(_case(body='<flakyFailure message="m"/>'), _case("u"), _case())],
+            False,
+            id="report-with-rerun-elements",
+        ),
+        pytest.param(
+            [_suite(_case(body=FAIL)), _suite(_case())], True, id="two-suites"
+        ),
+        pytest.param(
+            [_suite(_case(body=SKIP), _case(body=FAIL))], True, id="testng-invocations"
+        ),
+        pytest.param(
+            [_suite(_case(), _case("u"), _case(body=FAIL))], True, id="pass-then-fail"
+        ),
+    ],
+)
+def test_repeated_testcase_that_may_be_another_test_is_stored_apart(suites, warned):
+    report = parse_report(
+        f"<testsuites>{''.join(suites)}</testsuites>".encode(), filename="r.xml"
+    )
+
+    names = [e.name for e in report.executions if e.name.startswith("t")]
+    assert names[0] == "t"
+    assert names[-1] == "t #2"
+    assert len(set(names)) == 2
+    assert len(report.warnings) == int(warned)
+    if warned:
+        assert "'t'" in report.warnings[0]
+        assert "separate test" in report.warnings[0]
