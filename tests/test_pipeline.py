@@ -142,7 +142,7 @@ def test_upload_while_redis_is_down_is_processed_once_it_is_back(
     elapsed, body = curl_upload(f"http://127.0.0.1:{port}", upload_token, report)
     assert elapsed < 5, f"the upload took {elapsed:.1f}s with Redis down"
     assert body["status"] == "queued"
-    web.wait_for_output("upload not enqueued", timeout=10)
+    web.wait_for_output("not sent, the broker is down", timeout=30)
     assert upload_status(body["id"]).status == "queued"
 
     redis.restart()

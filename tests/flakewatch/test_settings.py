@@ -248,15 +248,12 @@ def _get(url: str) -> bytes | None:
 
 # --- Dependencies -----------------------------------------------------------------
 
-LOCAL_MODULES = {"flakewatch", "ingest", "tests", "bench", "manage"} | {
-    path.stem
-    for path in (stack.ROOT / "bench").glob("*.py")  # run from bench/
-}
+LOCAL_MODULES = {"flakewatch", "ingest", "tests", "bench", "support", "manage"}
 
 
 def third_party_imports() -> set[str]:
     names = set()
-    for folder in ("flakewatch", "ingest", "tests", "bench"):
+    for folder in ("flakewatch", "ingest", "tests", "bench", "support"):
         for path in (stack.ROOT / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.Import):
