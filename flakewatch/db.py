@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from django.db import connection, models
 
@@ -72,6 +72,10 @@ def as_json(value: object) -> object:
     return json.loads(value) if isinstance(value, str) else value
 
 
+@overload
+def as_datetime(value: datetime | str) -> datetime: ...
+@overload
+def as_datetime(value: None) -> None: ...
 def as_datetime(value: datetime | str | None) -> datetime | None:
     """Return a datetime column's value as read raw, aware (UTC).
 
