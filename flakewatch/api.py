@@ -48,7 +48,7 @@ def _ms(help_text: str) -> serializers.FloatField:
 
 
 class CaseSerializer(serializers.Serializer[queries.CaseRow]):
-    """Render a test of the list: its identity, verdict and figures."""
+    """A test of the list: its identity, verdict and figures."""
 
     id = serializers.IntegerField(help_text="The test's id within flakewatch.")
     suite = serializers.CharField(help_text="As reported; may be empty.")
@@ -76,7 +76,7 @@ class CaseSerializer(serializers.Serializer[queries.CaseRow]):
 
 
 class ExecutionSerializer(serializers.Serializer[queries.Execution]):
-    """Render one run of a test in its history."""
+    """One run of a test in its history."""
 
     upload_id = serializers.IntegerField()
     commit = serializers.CharField()
@@ -99,11 +99,11 @@ class ExecutionSerializer(serializers.Serializer[queries.Execution]):
     {"type": "array", "items": {}, "description": "As stored by the analytics."}
 )
 class PassThroughListField(serializers.JSONField):
-    """Render a stored JSON list as it is, documented as an array."""
+    """A stored JSON list passed through as it is, documented as an array."""
 
 
 class CaseDetailSerializer(CaseSerializer):
-    """Render one test: the list's figures, its evidence and its history."""
+    """One test: the list's figures, its evidence and its history."""
 
     broken_since_commit = _commit("The commit since which it fails, if broken.")
     duration_regressed_since_commit = _commit("The commit its slowdown began at.")
@@ -123,7 +123,7 @@ class CaseDetailSerializer(CaseSerializer):
 
 
 class CasePageSerializer(serializers.Serializer[Mapping[str, object]]):
-    """Render a page of tests and the next page's URL."""
+    """A page of tests and the next page's URL."""
 
     results = CaseSerializer(many=True)
     next = serializers.URLField(
@@ -132,7 +132,7 @@ class CasePageSerializer(serializers.Serializer[Mapping[str, object]]):
 
 
 class SuiteSerializer(serializers.Serializer[queries.SuiteRow]):
-    """Render a suite's run counts and durations."""
+    """A suite's run counts and durations."""
 
     name = serializers.CharField()
     runs = serializers.IntegerField()
@@ -145,14 +145,14 @@ class SuiteSerializer(serializers.Serializer[queries.SuiteRow]):
 
 
 class SuitePageSerializer(serializers.Serializer[Mapping[str, object]]):
-    """Render a page of suites and the next page's URL."""
+    """A page of suites and the next page's URL."""
 
     results = SuiteSerializer(many=True)
     next = serializers.URLField(allow_null=True)
 
 
 class TestsByStatusSerializer(serializers.Serializer[dict[str, int]]):
-    """Render the number of tests of each verdict."""
+    """The number of tests of each verdict."""
 
     # DRF declares get_fields with an unparameterised Field: any field goes.
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
@@ -161,7 +161,7 @@ class TestsByStatusSerializer(serializers.Serializer[dict[str, int]]):
 
 
 class ProjectSummarySerializer(serializers.Serializer[queries.ProjectSummary]):
-    """Render a project's summary."""
+    """A project's summary: tests per verdict, uploads, time lost to flakes."""
 
     slug = serializers.CharField()
     name = serializers.CharField()

@@ -117,7 +117,9 @@ class UploadSerializer(serializers.Serializer[Upload]):
 
     id = serializers.CharField(source="pk")
     status = serializers.ChoiceField(choices=Upload.Status.values)
-    status_url = serializers.SerializerMethodField()
+    status_url = serializers.SerializerMethodField(
+        help_text="The path to read this upload's status at."
+    )
     tests = serializers.IntegerField(
         source="tests_count", help_text="Testcases ingested."
     )
@@ -135,7 +137,7 @@ class UploadSerializer(serializers.Serializer[Upload]):
     )
 
     def get_status_url(self, upload: Upload) -> str:
-        """Return the path to read the upload's status at."""
+        """Return the path of this upload's status."""
         return f"/api/v1/uploads/{upload.pk}"
 
 
