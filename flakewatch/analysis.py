@@ -116,9 +116,10 @@ def _waiting_batch(project_id: int) -> list[Upload]:
 
 
 def _batches(uploads: Iterable[Upload]) -> Iterator[list[Upload]]:
-    """Cut uploads (in run order) into batches of at most MAX_BATCH_UPLOADS
-    uploads and MAX_BATCH_EXECUTIONS tests; an upload larger than that is a
-    batch of its own.
+    """Cut uploads (in run order) into batches.
+
+    A batch holds at most MAX_BATCH_UPLOADS uploads and MAX_BATCH_EXECUTIONS
+    tests; an upload larger than that is a batch of its own.
     """
     batch: list[Upload] = []
     tests = 0

@@ -9,6 +9,8 @@ schema at /api/v1/openapi.json; they hold no logic.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -25,7 +27,7 @@ from rest_framework.utils.urls import replace_query_param
 
 from flakewatch import queries
 from flakewatch.errors import BadRequest, ErrorSerializer
-from flakewatch.models import Project
+from flakewatch.models import ApiToken, Project
 from flakewatch.outcomes import VERDICTS, Outcome
 
 # Far beyond any project (50 million tests), and it keeps OFFSET in range.
@@ -45,7 +47,9 @@ def _ms(help_text: str) -> serializers.FloatField:
     return serializers.FloatField(allow_null=True, help_text=help_text)
 
 
-class CaseSerializer(serializers.Serializer):
+class CaseSerializer(serializers.Serializer[queries.CaseRow]):
+    """A test of the list: its identity, verdict and figures."""
+
     id = serializers.IntegerField(help_text="The test's id within flakewatch.")
     suite = serializers.CharField(help_text="As reported; may be empty.")
     classname = serializers.CharField(help_text="As reported; may be empty.")
@@ -71,7 +75,9 @@ class CaseSerializer(serializers.Serializer):
     )
 
 
-class ExecutionSerializer(serializers.Serializer):
+class ExecutionSerializer(serializers.Serializer[queries.Execution]):
+    """One run of a test in its history."""
+
     upload_id = serializers.IntegerField()
     commit = serializers.CharField()
     branch = serializers.CharField()
@@ -93,10 +99,12 @@ class ExecutionSerializer(serializers.Serializer):
     {"type": "array", "items": {}, "description": "As stored by the analytics."}
 )
 class PassThroughListField(serializers.JSONField):
-    pass
+    """A stored JSON list passed through as it is, documented as an array."""
 
 
 class CaseDetailSerializer(CaseSerializer):
+    """One test: the list's figures, its evidence and its history."""
+
     broken_since_commit = _commit("The commit since which it fails, if broken.")
     duration_regressed_since_commit = _commit("The commit its slowdown began at.")
     flake_events = serializers.IntegerField(help_text="Flaky runs in the window.")
@@ -114,14 +122,18 @@ class CaseDetailSerializer(CaseSerializer):
     )
 
 
-class CasePageSerializer(serializers.Serializer):
+class CasePageSerializer(serializers.Serializer[Mapping[str, object]]):
+    """A page of tests and the next page's URL."""
+
     results = CaseSerializer(many=True)
     next = serializers.URLField(
         allow_null=True, help_text="The next page's absolute URL; null on the last."
     )
 
 
-class SuiteSerializer(serializers.Serializer):
+class SuiteSerializer(serializers.Serializer[queries.SuiteRow]):
+    """A suite's run counts and durations."""
+
     name = serializers.CharField()
     runs = serializers.IntegerField()
     tests = serializers.IntegerField()
@@ -132,17 +144,25 @@ class SuiteSerializer(serializers.Serializer):
     total_duration_ms = serializers.FloatField(help_text="CI time in the window.")
 
 
-class SuitePageSerializer(serializers.Serializer):
+class SuitePageSerializer(serializers.Serializer[Mapping[str, object]]):
+    """A page of suites and the next page's URL."""
+
     results = SuiteSerializer(many=True)
     next = serializers.URLField(allow_null=True)
 
 
-class TestsByStatusSerializer(serializers.Serializer):
-    def get_fields(self) -> dict[str, serializers.Field]:
+class TestsByStatusSerializer(serializers.Serializer[dict[str, int]]):
+    """The number of tests of each verdict."""
+
+    # DRF declares get_fields with an unparameterised Field: any field goes.
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        """Return one integer field per verdict, so the schema lists them all."""
         return {status: serializers.IntegerField() for status in VERDICTS}
 
 
-class ProjectSummarySerializer(serializers.Serializer):
+class ProjectSummarySerializer(serializers.Serializer[queries.ProjectSummary]):
+    """A project's summary: tests per verdict, uploads, time lost to flakes."""
+
     slug = serializers.CharField()
     name = serializers.CharField()
     default_branch = serializers.CharField()
@@ -177,7 +197,8 @@ PAGE = OpenApiParameter(
 
 
 def _project(request: Request, slug: str) -> Project:
-    project = request.auth.project
+    # TokenRequired lets a request through only with an ApiToken as its auth.
+    project = cast(ApiToken, request.auth).project
     if slug != project.slug:
         # Another project's slug reads exactly like an unknown one.
         raise NotFound(
@@ -186,7 +207,7 @@ def _project(request: Request, slug: str) -> Project:
     return project
 
 
-def _choice(request: Request, name: str, choices: list[str]) -> str | None:
+def _choice(request: Request, name: str, choices: Sequence[str]) -> str | None:
     value = request.query_params.get(name)
     if value is not None and value not in choices:
         raise BadRequest(f"{name} must be one of {', '.join(choices)}.")

@@ -8,11 +8,17 @@ there would import itself half-built.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
+
+if TYPE_CHECKING:
+    from drf_spectacular.openapi import AutoSchema
+    from rest_framework.views import APIView
 
 from flakewatch.models import ApiToken
 from flakewatch.tokens import authenticate
@@ -36,6 +42,10 @@ class BearerTokenAuthentication(BaseAuthentication):
     """
 
     def authenticate(self, request: Request) -> tuple[None, ApiToken] | None:
+        """Return the token the request presents, None if it presents none.
+
+        Raise AuthenticationFailed for a token that is not valid for the view.
+        """
         header = request.headers.get("Authorization", "")
         if not header:
             return None  # TokenRequired then answers 401 with MISSING_TOKEN
@@ -47,6 +57,7 @@ class BearerTokenAuthentication(BaseAuthentication):
         return None, token
 
     def authenticate_header(self, request: Request) -> str:
+        """Return the WWW-Authenticate value of a 401 answer."""
         # A WWW-Authenticate value is what makes DRF answer 401 rather than 403.
         return 'Bearer realm="flakewatch"'
 
@@ -54,17 +65,21 @@ class BearerTokenAuthentication(BaseAuthentication):
 class TokenRequired(BasePermission):
     """Let a request through only with a token found by the authenticator."""
 
-    def has_permission(self, request: Request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        """Return whether the authenticator found a token on the request."""
         return isinstance(request.auth, ApiToken)
 
 
-class BearerTokenScheme(OpenApiAuthenticationExtension):
+# drf-spectacular's extension base registers subclasses in an unannotated
+# __init_subclass__, which strict mypy refuses to call.
+class BearerTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     """Describe ``BearerTokenAuthentication`` in the OpenAPI schema."""
 
     target_class = BearerTokenAuthentication
     name = "bearerToken"
 
-    def get_security_definition(self, auto_schema) -> dict:
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
+        """Return the bearer scheme's OpenAPI security scheme object."""
         return {
             "type": "http",
             "scheme": "bearer",

@@ -1,4 +1,4 @@
-"""Parse CODEOWNERS files (GitHub and GitLab) and say who owns a path.
+r"""Parse CODEOWNERS files (GitHub and GitLab) and say who owns a path.
 
 Pure: no Django, no database. ``parse_codeowners(text)`` returns the rules in
 file order with their line numbers; ``Codeowners.owners_of(path)`` answers
@@ -7,8 +7,8 @@ with the owners of the last matching line, as GitHub does.
 Glob semantics (gitignore-style, as CODEOWNERS means it):
 
 - ``*`` matches within one path segment, ``?`` one character, ``**`` any
-  number of segments; ``\\`` escapes the next character (``\\ `` a space,
-  ``\\#`` a hash). ``[ ]`` ranges and ``!`` negation are literal on GitHub.
+  number of segments; ``\`` escapes the next character (``\ `` a space,
+  ``\#`` a hash). ``[ ]`` ranges and ``!`` negation are literal on GitHub.
 - A leading ``/`` anchors at the repository root. A trailing ``/`` matches
   everything under a directory, at any depth, but not a file of that name.
 - A pattern whose last segment is a name (``docs``, ``f*``) also matches
@@ -344,6 +344,7 @@ def parse_codeowners(
     problems: list[Problem] = []
     section: str | None = None
     names: dict[str, str] = {}  # GitLab section names are case-insensitive
+    defaults: tuple[str, ...]
     optional, approvals, defaults = False, None, ()
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()

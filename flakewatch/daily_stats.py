@@ -15,7 +15,7 @@ from flakewatch.analytics.runs import CaseRun
 from flakewatch.models import DailyCaseStat
 
 # (case_id, day) -> [runs, failures, skipped, duration_total_ms]
-DailyCounts = dict[tuple[int, date], list]
+DailyCounts = dict[tuple[int, date], list[float]]
 COUNTED = ["runs", "failures", "skipped", "duration_total_ms"]
 
 
@@ -35,8 +35,9 @@ def count_daily_stats(
 
 
 def save_daily_stats(daily: DailyCounts) -> None:
-    """Add the counted buckets to the stored ones; the caller owns the
-    transaction and applies each upload once.
+    """Add the counted buckets to the stored ones.
+
+    The caller owns the transaction and applies each upload once.
     """
     names = ["case_id", "day", *COUNTED]
     db.upsert(

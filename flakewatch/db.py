@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast, overload
 
 from django.db import connection, models
 
@@ -62,17 +62,21 @@ def json_columns(model: type[models.Model]) -> set[str]:
     }
 
 
-def encode_json(value: Any) -> str:
+def encode_json(value: object) -> str:
     """Encode a JSON column's value for a raw write (empty as ``[]``)."""
     return json.dumps(value) if value else "[]"
 
 
-def as_json(value: Any) -> Any:
+def as_json(value: object) -> object:
     """Return a JSON column's value as read raw (SQLite hands back text)."""
     return json.loads(value) if isinstance(value, str) else value
 
 
-def as_datetime(value: Any) -> datetime | None:
+@overload
+def as_datetime(value: datetime | str) -> datetime: ...
+@overload
+def as_datetime(value: None) -> None: ...
+def as_datetime(value: datetime | str | None) -> datetime | None:
     """Return a datetime column's value as read raw, aware (UTC).
 
     SQLite hands back text: ISO with an offset where a raw write stored it,
@@ -96,8 +100,8 @@ def select_by_ids(
     ids: Sequence[int],
     params: Sequence[Any] = (),
     *,
-    order: Callable[[Any], Any] | None = None,
-) -> list:
+    order: Callable[[tuple[Any, ...]], Any] | None = None,
+) -> list[tuple[Any, ...]]:
     """Run ``sql`` whose ``{ids}`` stands for ``IN ids``; return all rows.
 
     PostgreSQL gets the ids as one array (``= ANY(%s)``), SQLite as chunks of
@@ -109,8 +113,9 @@ def select_by_ids(
     with connection.cursor() as cursor:
         if is_postgresql():
             cursor.execute(sql.format(ids="= ANY(%s)"), [list(ids), *params])
-            return cursor.fetchall()
-        rows: list = []
+            found: list[tuple[Any, ...]] = cursor.fetchall()
+            return found
+        rows: list[tuple[Any, ...]] = []
         for start in range(0, len(ids), SQLITE_CHUNK):
             chunk = ids[start : start + SQLITE_CHUNK]
             marks = ", ".join(["%s"] * len(chunk))
@@ -125,7 +130,9 @@ def _copy_types(model: type[models.Model], names: Sequence[str]) -> list[str]:
     """Return the PostgreSQL type name of each column, for a binary COPY."""
     by_column = {field.column: field for field in model._meta.concrete_fields}
     # "varchar(200)" -> "varchar": psycopg knows types by their bare name.
-    return [by_column[name].db_type(connection).split("(")[0] for name in names]
+    # A concrete field always has a column type; db_type is None only for others.
+    types = [cast(str, by_column[name].db_type(connection)) for name in names]
+    return [type_.split("(")[0] for type_ in types]
 
 
 def copy_rows(
@@ -188,8 +195,10 @@ def upsert(
     key: Sequence[str],
     update: str,
 ) -> None:
-    """Insert ``rows`` (tuples in ``names`` order), on a ``key`` conflict SET
-    ``update`` (SQL that may name ``excluded.<column>``).
+    """Insert ``rows``, or on a ``key`` conflict SET ``update``.
+
+    ``rows`` are tuples in ``names`` order; ``update`` is SQL that may name
+    ``excluded.<column>``.
 
     ``rows`` must not repeat a key. PostgreSQL: by COPY into a staging table
     and one INSERT ... SELECT; SQLite: row by row. The caller owns the

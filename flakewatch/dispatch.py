@@ -9,6 +9,7 @@ never rename one without leaving an alias.
 from __future__ import annotations
 
 import logging
+from typing import TypedDict
 
 from django.db import OperationalError
 from kombu.exceptions import OperationalError as BrokerError
@@ -24,12 +25,29 @@ ANALYZE_UPLOAD = "flakewatch.analyze_upload"
 # Redis serves two priority levels (settings: priority_steps) and takes 0
 # first: analyses go last, so a worker ingests every waiting upload first.
 ANALYSIS_PRIORITY = 9
-SEND_OPTIONS = {ANALYZE_UPLOAD: {"priority": ANALYSIS_PRIORITY}}
+
+
+class SendOptions(TypedDict, total=False):
+    """The options of ``send_task`` a task is sent with."""
+
+    priority: int
+
+
+class RetryPolicy(TypedDict):
+    """The retry options every task is declared with."""
+
+    autoretry_for: tuple[type[BaseException], ...]
+    retry_backoff: bool
+    retry_jitter: bool
+    max_retries: int
+
+
+SEND_OPTIONS: dict[str, SendOptions] = {ANALYZE_UPLOAD: {"priority": ANALYSIS_PRIORITY}}
 
 # Every task's retry policy: only transient database errors retry. The
 # functions are idempotent, and unreadable input is recorded on the upload,
 # never raised.
-RETRY_POLICY = {
+RETRY_POLICY: RetryPolicy = {
     "autoretry_for": (OperationalError,),
     "retry_backoff": True,
     "retry_jitter": True,

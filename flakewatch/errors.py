@@ -25,13 +25,13 @@ class BadRequest(APIException):
     status_code = 400
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer[dict[str, str]]):
     """Document the error body in the OpenAPI schema."""
 
     detail = serializers.CharField(help_text="What went wrong and what to do.")
 
 
-def exception_handler(exc: Exception, context: dict) -> Response | None:
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Answer every API error as ``{"detail": "<sentence>"}``.
 
     A view answers a wrong method with its ``wrong_method_detail`` sentence;
@@ -52,7 +52,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     return response
 
 
-def _messages(data: Any) -> list[str]:
+def _messages(data: object) -> list[str]:
     # DRF's error data is a message, or a list or dict of them (field errors).
     if isinstance(data, dict):
         if set(data) == {"detail"}:

@@ -243,9 +243,10 @@ def job_positions(
 
 def cells_by_case(
     since: Mapping[int, datetime],
-) -> tuple[dict[int, list[Cell]], dict[int, Counter]]:
-    """Return the failure cells of each test since its ``since`` time, and
-    the count of each failure signature among them (incidents left out).
+) -> tuple[dict[int, list[Cell]], dict[int, Counter[str]]]:
+    """Return each test's failure cells since ``since``, and their signatures.
+
+    The signatures are counted among the cells, incidents left out.
 
     Each cell carries the details its evidence shows (upload, build,
     attempt, branch, message). A long-broken test has a row per commit and
@@ -253,7 +254,7 @@ def cells_by_case(
     once each, not once a row. Three statements, read-only.
     """
     cells: dict[int, list[Cell]] = defaultdict(list)
-    signatures: dict[int, Counter] = defaultdict(Counter)
+    signatures: dict[int, Counter[str]] = defaultdict(Counter)
     rows = db.select_by_ids(
         # Uses commitfailure_uniq, whose leading column is case_id.
         f"SELECT {', '.join(CELL_COLUMNS)} FROM {db.table(CommitFailure)}"

@@ -1,4 +1,4 @@
-"""Say which layer of the test pyramid a test belongs to.
+r"""Say which layer of the test pyramid a test belongs to.
 
 Pure: no Django, no database. ``classify(rules, file=..., classname=...,
 suite=...)`` returns ``unit``, ``integration``, ``e2e`` or ``unknown``.
@@ -11,7 +11,7 @@ a path glob matched against the test's ``file`` with CODEOWNERS semantics
 prefixed ``classname:`` or ``suite:``, a dotted-name glob matched against
 that name (``classname:*IT``, ``classname:com.acme.e2e.*``). A layer of
 ``unknown`` un-classifies what earlier lines matched. Escape a space in a
-pattern with ``\\ ``.
+pattern with ``\ ``.
 
 Defaults: unit-test naming (``test_*.py``, ``*_test.go``, ``*.test.ts``,
 ``*Test``) first, then integration (Maven Failsafe's ``*IT``, ``IT*``,

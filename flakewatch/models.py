@@ -17,6 +17,7 @@ it (migration 0002).
 """
 
 from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import CompositePrimaryKey
 from django.db.models.functions import Coalesce
 
@@ -26,16 +27,19 @@ OUTCOME_CHOICES = [(o.value, o.name.lower()) for o in Outcome]
 VERDICT_CHOICES = [(s.value, s.value) for s in Status]
 
 
-class RealField(models.FloatField):
+class RealField(models.FloatField[float | None, float | None]):
     """A 4-byte float: 7 significant digits is ample for a test's duration."""
 
-    def db_type(self, connection):
+    def db_type(self, connection: BaseDatabaseWrapper) -> str | None:
+        """Return "real" on PostgreSQL, else the float type of the database."""
         return (
             "real" if connection.vendor == "postgresql" else super().db_type(connection)
         )
 
 
 class Project(models.Model):
+    """A code base whose CI sends test reports; the unit of every query."""
+
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     default_branch = models.CharField(max_length=255, default="main")
@@ -46,6 +50,8 @@ class Project(models.Model):
 
 
 class ApiToken(models.Model):
+    """A project's bearer token for the upload or the read API."""
+
     class Scope(models.TextChoices):
         UPLOAD = "upload", "upload"
         READ = "read", "read"

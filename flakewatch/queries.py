@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from django.db.models import Count, F, Q, Sum, Value
+from django.db.models import Count, F, Field, Q, Sum, Value
 from django.db.models.functions import Coalesce, NullIf
 
 from flakewatch.models import Case, CaseResult, CaseState, Project, SuiteState, Upload
@@ -28,6 +28,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
+    """One page of a list query's results, and whether another follows."""
+
     results: list[T]
     has_next: bool
 
@@ -100,6 +102,8 @@ class SuiteRow:
 
 @dataclass(frozen=True, slots=True)
 class ProjectSummary:
+    """A project's test counts per verdict, uploads and time lost to flakes."""
+
     slug: str
     name: str
     default_branch: str
@@ -157,7 +161,9 @@ def _with_state_defaults(
     if row["status"] is None:  # no CaseState row: status is never NULL in one
         for api, column in columns.items():
             if api not in _COMMITS:
-                row[api] = CaseState._meta.get_field(column).get_default()
+                field = CaseState._meta.get_field(column)
+                assert isinstance(field, Field)  # state columns are concrete
+                row[api] = field.get_default()
     return row
 
 
@@ -317,7 +323,8 @@ def suite_list(
     )
     return Page(
         results=[
-            SuiteRow(duration_regressed_since_commit=row.pop("regressed_since"), **row)
+            # django-stubs types values() rows as TypedDicts, whose keys pop() refuses.
+            SuiteRow(duration_regressed_since_commit=row.pop("regressed_since"), **row)  # type: ignore[misc]
             for row in rows[:PAGE_SIZE]
         ],
         has_next=len(rows) > PAGE_SIZE,

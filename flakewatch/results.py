@@ -9,10 +9,13 @@ do the same job.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from operator import itemgetter
 
 from django.db import connection
+from django.db.backends.utils import CursorWrapper
+from django.db.models import QuerySet
 
 from flakewatch import db
 from flakewatch.analytics.runs import StoredExecution
@@ -108,7 +111,9 @@ def store_results(
     db.copy_rows(CaseResult, RESULT_NAMES, rows, binary=True)
 
 
-def _lookup(cursor, table: str, key: str, project_id: int, keys: list[bytes]):
+def _lookup(
+    cursor: CursorWrapper, table: str, key: str, project_id: int, keys: list[bytes]
+) -> Iterator[tuple[bytes, int]]:
     """Yield (key, id) of the existing rows among ``keys`` (16 bytes each).
 
     The keys travel as one bytea split server-side (a 100,000-element array
@@ -132,9 +137,9 @@ def _ensure_rows(
     model: type[Case | FailureMessage],
     key: str,
     text_columns: list[str],
-    constants: dict,
+    constants: dict[str, datetime | str | int],
     project_id: int,
-    wanted: dict[bytes, tuple],
+    wanted: Mapping[bytes, tuple[str, ...]],
 ) -> dict[bytes, int]:
     """Return ids of ``wanted`` rows by key, inserting the missing ones.
 
@@ -171,7 +176,11 @@ def _ensure_rows(
     return ids
 
 
-def _ids_by_key(queryset, key_field: str, keys: list[bytes]) -> dict[bytes, int]:
+def _ids_by_key(
+    queryset: QuerySet[Case] | QuerySet[FailureMessage],
+    key_field: str,
+    keys: list[bytes],
+) -> dict[bytes, int]:
     ids: dict[bytes, int] = {}
     for start in range(0, len(keys), ORM_BATCH):
         chunk = keys[start : start + ORM_BATCH]
@@ -182,7 +191,13 @@ def _ids_by_key(queryset, key_field: str, keys: list[bytes]) -> dict[bytes, int]
     return ids
 
 
-def _store_by_orm(upload, cases, messages, executions, now) -> None:
+def _store_by_orm(
+    upload: Upload,
+    cases: dict[bytes, tuple[str, str, str, str]],
+    messages: dict[bytes, tuple[str, str, str, str]],
+    executions: list[ExecutionRow],
+    now: datetime,
+) -> None:
     project_id = upload.project_id
     Case.objects.bulk_create(
         [
@@ -229,7 +244,7 @@ def _store_by_orm(upload, cases, messages, executions, now) -> None:
                 retry_index=retry,
                 outcome=outcome,
                 duration_ms=duration_ms,
-                message_id=message_ids.get(digest),
+                message_id=None if digest is None else message_ids.get(digest),
             )
             for identity, retry, outcome, duration_ms, digest in executions
         ],
@@ -249,4 +264,5 @@ def stored_executions(upload_id: int) -> list[StoredExecution]:
             " ORDER BY case_id, retry_index",
             [upload_id],
         )
-        return cursor.fetchall()
+        rows: list[StoredExecution] = cursor.fetchall()
+        return rows

@@ -211,11 +211,11 @@ def go_regex_escape(text: str) -> str:
 
 
 def go_filter(items: Iterable[QuarantineItem]) -> str:
-    """Return a ``go test -skip`` regex: ``^TestA$|^TestB$/^sub$``.
+    r"""Return a ``go test -skip`` regex: ``^TestA$|^TestB$/^sub$``.
 
     ``go test`` splits the expression on unbracketed ``|`` and then ``/``
     and matches each part against one level of the test's name, so every
-    level is anchored on its own; escaped metacharacters (``\\[``, ``\\|``)
+    level is anchored on its own; escaped metacharacters (``\[``, ``\|``)
     are not split on. A skipped parent skips its subtests. The name is what
     ``go test`` printed (spaces already turned into ``_``); the package
     (classname) cannot be part of ``-skip``, so a test of that name is

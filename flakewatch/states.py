@@ -10,7 +10,7 @@ once.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import field, make_dataclass
 from datetime import datetime, timedelta
 from operator import attrgetter
@@ -116,7 +116,7 @@ def update_case_states(
     _save_states(list(states.values()))
 
 
-def _top_signatures(counted: Counter | None) -> list[dict]:
+def _top_signatures(counted: Counter[str] | None) -> list[dict[str, str | int]]:
     if not counted:
         return []
     return [
@@ -148,7 +148,7 @@ def _save_states(states: list[Any]) -> None:
     json_columns = db.json_columns(CaseState)
     encoded = [i for i, name in enumerate(STATE_COLUMNS) if name in json_columns]
 
-    def rows():
+    def rows() -> Iterator[list[Any]]:
         for state in states:
             row = list(row_of(state))
             for i in encoded:
@@ -181,7 +181,7 @@ def _fold_durations(timed: list[tuple[Any, list[tuple[int, float]]]]) -> None:
         durations.regressed_since(row.recent_durations) for row, _ in timed
     }
     since_uploads.discard(None)
-    commits = dict(
+    commits: dict[int | None, str] = dict(
         Upload.objects.filter(pk__in=since_uploads).values_list("pk", "commit_sha")
     )
     for row, _ in timed:

@@ -49,6 +49,7 @@ import math
 import random
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from xml.sax.saxutils import escape, quoteattr
@@ -91,7 +92,7 @@ MIN_POPULATIONS = {
 }
 
 # Sizes. "small" runs in the test suite, "full" is the issue's target size.
-SCALES: dict[str, dict] = {
+SCALES: dict[str, dict[str, int]] = {
     "small": {"tests": 200, "commits": 80, "branches": 4, "incidents": 4},
     "full": {"tests": 3000, "commits": 300, "branches": 12, "incidents": 10},
 }
@@ -168,6 +169,8 @@ class Truth:
 
 @dataclass(frozen=True)
 class Incident:
+    """A failure of many tests in one job at one commit (an outage)."""
+
     position: float
     sha: str
     job: str
@@ -177,6 +180,8 @@ class Incident:
 
 @dataclass
 class History:
+    """A generated history: its uploads, the truth about each test, its commits."""
+
     uploads: list[UploadRequest]
     truth: dict[TestKey, Truth]
     default_branch: str
@@ -187,6 +192,7 @@ class History:
     seed: int
 
     def summary(self) -> str:
+        """Return one line of the history's sizes and kinds of tests."""
         kinds = Counter(t.kind for t in self.truth.values())
         executions = sum(t.executions for t in self.truth.values())
         return (
@@ -203,6 +209,8 @@ class History:
 
 @dataclass(frozen=True)
 class Job:
+    """A CI job of every build: its test group, dialect and rerun regime."""
+
     name: str
     group: str
     dialect: str  # pytest, surefire, jest, gotestsum
@@ -361,6 +369,8 @@ NAMERS = {
 
 @dataclass(frozen=True)
 class FailureText:
+    """What a failure writes: its type, message and text."""
+
     kind: str  # the type attribute
     message: str  # the message attribute (jest-junit writes none)
     text: str  # element text: traceback, stack trace or test output
@@ -606,9 +616,17 @@ class _Test:
         t = self.truth
         if t.kind == "flaky":
             return t.rate
-        if t.kind == "flaky_from" and position >= t.start_index:
+        if (
+            t.kind == "flaky_from"
+            and t.start_index is not None
+            and position >= t.start_index
+        ):
             return t.rate
-        if t.kind == "flaky_until" and position < t.end_index:
+        if (
+            t.kind == "flaky_until"
+            and t.end_index is not None
+            and position < t.end_index
+        ):
             return t.rate
         return 0.0
 
@@ -616,7 +634,7 @@ class _Test:
         t = self.truth
         if t.kind == "broken_window":
             end = math.inf if t.end_index is None else t.end_index
-            return t.start_index <= position < end
+            return t.start_index is not None and t.start_index <= position < end
         if t.kind == "branch_broken":
             return branch == t.branch
         if t.kind == "config_only":
@@ -625,7 +643,11 @@ class _Test:
 
     def slow_at(self, position: float) -> bool:
         t = self.truth
-        return t.kind == "slow_from" and position >= t.slow_since_index
+        return (
+            t.kind == "slow_from"
+            and t.slow_since_index is not None
+            and position >= t.slow_since_index
+        )
 
 
 def _count(share: float, tests: int, minimum: int) -> int:
@@ -684,7 +706,9 @@ def _make_tests(rng: random.Random, tests: int) -> list[_Test]:
     return made
 
 
-def _plant(
+# Plants each kind of test in turn from one shuffled pool: one branch per
+# kind, and splitting them would pass the pool and counts around.
+def _plant(  # noqa: C901
     rng: random.Random,
     tests: list[_Test],
     *,
@@ -695,8 +719,10 @@ def _plant(
     pool = list(range(n))
     rng.shuffle(pool)
 
-    def take(count: int, where=lambda t: True) -> list[_Test]:
-        chosen = []
+    def take(
+        count: int, where: Callable[[_Test], bool] = lambda t: True
+    ) -> list[_Test]:
+        chosen: list[_Test] = []
         for i in list(pool):
             if len(chosen) == count:
                 break
@@ -780,6 +806,12 @@ class _Attempt:
     text: FailureText | None = None
     cause: str = ""  # flaky, broken, incident
 
+    @property
+    def failure(self) -> FailureText:
+        """Return the text of a failed attempt (one that failed has one)."""
+        assert self.text is not None
+        return self.text
+
 
 @dataclass(frozen=True)
 class _Build:
@@ -797,7 +829,9 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def generate_history(
+# The generation reads as one story (commits, branches, tests, builds); its
+# steps share the generator and the timeline, so it stays one function.
+def generate_history(  # noqa: C901
     *,
     tests: int,
     commits: int,
@@ -957,7 +991,8 @@ def generate_history(
     )
 
 
-def _run_job(
+# One attempt loop per test, with its causes of failure in priority order.
+def _run_job(  # noqa: C901
     rng: random.Random,
     job: Job,
     members: list[_Test],
@@ -1087,7 +1122,13 @@ def _attr(value: str) -> str:
     return quoteattr(value, {"\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
 
 
-def _render_pytest(members, runs, started, job, rerunfailures_records) -> str:
+def _render_pytest(
+    members: list[_Test],
+    runs: list[list[_Attempt]],
+    started: datetime,
+    job: Job,
+    rerunfailures_records: str,
+) -> str:
     cases, failures, errors, total = [], 0, 0, 0.0
     for t, attempts in zip(members, runs, strict=True):
         _, classname, name, _ = t.key
@@ -1099,7 +1140,7 @@ def _render_pytest(members, runs, started, job, rerunfailures_records) -> str:
             if not a.failed or (not is_final and rerunfailures_records == "empty"):
                 cases.append(f"{head}{timing} />")
                 continue
-            text = a.text
+            text = a.failure
             element = (
                 "error" if text.message.startswith("failed on setup") else "failure"
             )
@@ -1123,7 +1164,13 @@ def _render_pytest(members, runs, started, job, rerunfailures_records) -> str:
     )
 
 
-def _render_surefire(members, runs, started, job, rerunfailures_records) -> str:
+def _render_surefire(
+    members: list[_Test],
+    runs: list[list[_Attempt]],
+    started: datetime,
+    job: Job,
+    rerunfailures_records: str,
+) -> str:
     by_class: dict[str, list[tuple[_Test, list[_Attempt]]]] = {}
     for t, attempts in zip(members, runs, strict=True):
         by_class.setdefault(t.key[1], []).append((t, attempts))
@@ -1146,21 +1193,21 @@ def _render_surefire(members, runs, started, job, rerunfailures_records) -> str:
             if final.failed:  # failed every run: <failure> then rerunFailure
                 failures += 1
                 parts.append(
-                    f"<failure message={_attr(first.text.message)} "
-                    f"type={_attr(first.text.kind)}>{escape(first.text.text)}</failure>"
+                    f"<failure message={_attr(first.failure.message)} "
+                    f"type={_attr(first.failure.kind)}>{escape(first.failure.text)}</failure>"
                 )
                 for a in attempts[1:]:
                     parts.append(
-                        f"<rerunFailure message={_attr(a.text.message)} "
-                        f"type={_attr(a.text.kind)}><stackTrace>"
-                        f"{escape(a.text.text)}</stackTrace></rerunFailure>"
+                        f"<rerunFailure message={_attr(a.failure.message)} "
+                        f"type={_attr(a.failure.kind)}><stackTrace>"
+                        f"{escape(a.failure.text)}</stackTrace></rerunFailure>"
                     )
             else:  # passed on a rerun: one flakyFailure per failed run
                 for a in attempts[:-1]:
                     parts.append(
-                        f"<flakyFailure message={_attr(a.text.message)} "
-                        f"type={_attr(a.text.kind)}><stackTrace>"
-                        f"{escape(a.text.text)}</stackTrace>"
+                        f"<flakyFailure message={_attr(a.failure.message)} "
+                        f"type={_attr(a.failure.kind)}><stackTrace>"
+                        f"{escape(a.failure.text)}</stackTrace>"
                         "<system-err>[surefire] rerunning failed test</system-err>"
                         "</flakyFailure>"
                     )
@@ -1182,7 +1229,13 @@ def _render_surefire(members, runs, started, job, rerunfailures_records) -> str:
     )
 
 
-def _render_jest(members, runs, started, job, rerunfailures_records) -> str:
+def _render_jest(
+    members: list[_Test],
+    runs: list[list[_Attempt]],
+    started: datetime,
+    job: Job,
+    rerunfailures_records: str,
+) -> str:
     by_file: dict[str, list[tuple[_Test, _Attempt]]] = {}
     for t, attempts in zip(members, runs, strict=True):
         by_file.setdefault(t.key[0], []).append((t, attempts[-1]))
@@ -1200,7 +1253,7 @@ def _render_jest(members, runs, started, job, rerunfailures_records) -> str:
             if a.failed:
                 failures += 1
                 cases.append(
-                    f"{head}><failure>{escape(a.text.text)}</failure></testcase>"
+                    f"{head}><failure>{escape(a.failure.text)}</failure></testcase>"
                 )
             else:
                 cases.append(f"{head}></testcase>")
@@ -1220,7 +1273,13 @@ def _render_jest(members, runs, started, job, rerunfailures_records) -> str:
     )
 
 
-def _render_gotestsum(members, runs, started, job, rerunfailures_records) -> str:
+def _render_gotestsum(
+    members: list[_Test],
+    runs: list[list[_Attempt]],
+    started: datetime,
+    job: Job,
+    rerunfailures_records: str,
+) -> str:
     by_package: dict[str, list[tuple[_Test, list[_Attempt]]]] = {}
     for t, attempts in zip(members, runs, strict=True):
         by_package.setdefault(t.key[0], []).append((t, attempts))
@@ -1237,8 +1296,8 @@ def _render_gotestsum(members, runs, started, job, rerunfailures_records) -> str
                 )
                 if a.failed:
                     failed.append(
-                        f"{head}<failure message={_attr(a.text.message)} "
-                        f'type="">{escape(a.text.text)}</failure></testcase>'
+                        f"{head}<failure message={_attr(a.failure.message)} "
+                        f'type="">{escape(a.failure.text)}</failure></testcase>'
                     )
                 else:
                     passed.append(f"{head}</testcase>")
@@ -1278,6 +1337,8 @@ class Verdict:
 
 @dataclass
 class Misjudged:
+    """A test whose verdict missed its truth, with the evidence given."""
+
     key: TestKey
     kind: str
     rate: float
@@ -1286,6 +1347,7 @@ class Misjudged:
     evidence: str
 
     def line(self) -> str:
+        """Return the miss as one line of the report."""
         suite, classname, name, file = self.key
         where = f"{classname}::{name}" if classname != name else name
         return (
@@ -1297,6 +1359,8 @@ class Misjudged:
 
 @dataclass
 class Scores:
+    """How verdicts scored against the truth, by measure."""
+
     flaky_predicted: int
     flaky_true_positive: int
     flaky_precision: float
@@ -1315,7 +1379,7 @@ class Scores:
     duration_recall: float
     duration_predicted: int
     duration_population: int
-    status_by_kind: dict[str, Counter]
+    status_by_kind: dict[str, Counter[str]]
     missing: list[TestKey]
     misjudged: list[Misjudged]
 
@@ -1370,6 +1434,7 @@ class Scores:
         return failures
 
     def report(self) -> str:
+        """Return the scores as a report, a measure a line, with the targets."""
         lines = [
             f"flaky precision   {self.flaky_precision:.3f}  (target >= 0.95; "
             f"{self.flaky_true_positive}/{self.flaky_predicted} called flaky are)",
@@ -1444,7 +1509,8 @@ def _evidence(t: Truth, v: Verdict) -> str:
     return "; ".join(parts)
 
 
-def score(
+# One pass per measure over the same verdicts, each a few lines.
+def score(  # noqa: C901
     truth: dict[TestKey, Truth],
     verdicts: dict[TestKey, Verdict],
     *,
@@ -1457,7 +1523,7 @@ def score(
     missing = [k for k in truth if k not in verdicts]
     present = {k: (t, verdicts[k]) for k, t in truth.items() if k in verdicts}
     misjudged: list[Misjudged] = []
-    status_by_kind: dict[str, Counter] = {}
+    status_by_kind: dict[str, Counter[str]] = {}
     for t, v in present.values():
         status_by_kind.setdefault(t.kind, Counter())[v.status] += 1
 

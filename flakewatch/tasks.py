@@ -15,4 +15,5 @@ from flakewatch import analysis, dispatch
     **dispatch.RETRY_POLICY,
 )
 def analyze_upload_task(upload_id: int) -> None:
+    """Analyse the upload ``upload_id``."""
     analysis.analyze_upload(upload_id)

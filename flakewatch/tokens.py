@@ -16,6 +16,7 @@ LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 def hash_token(raw: str) -> str:
+    """Return the hex SHA-256 of the raw token ``raw``, as stored."""
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 

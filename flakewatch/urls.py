@@ -1,3 +1,5 @@
+"""The project's URLs: admin, health checks and both apps' routes."""
+
 from django.contrib import admin
 from django.urls import include, path
 

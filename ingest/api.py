@@ -8,8 +8,8 @@ service, which stops at the size limit: nothing buffers a whole body.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import IO, Any, ClassVar
+from collections.abc import Iterator, Mapping
+from typing import IO, Any, ClassVar, cast
 
 from django.conf import settings
 from django.core.exceptions import (
@@ -17,6 +17,8 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
+from django.core.files.uploadedfile import UploadedFile
+from django.http import QueryDict
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
 from django.utils.datastructures import MultiValueDict
@@ -55,9 +57,20 @@ ERROR_STATUS = {services.InvalidUpload: 400, services.UploadTooLarge: 413}
 class MultipartParser(parsers.MultiPartParser):
     """Django's multipart parser (files spool to disk), its errors in sentences."""
 
-    def parse(
-        self, stream: IO[bytes], media_type: str | None = None, parser_context=None
-    ) -> parsers.DataAndFiles:
+    # DRF's stubs promise an _ImmutableQueryDict, a stub-only name for the
+    # QueryDict that Django's parser returns.
+    def parse(  # type: ignore[override]
+        self,
+        stream: IO[bytes],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> parsers.DataAndFiles[QueryDict, MultiValueDict[str, UploadedFile]]:
+        """Return the form fields and files of a multipart body.
+
+        Raise BadRequest or UploadTooLarge with a sentence for a body that
+        cannot be read.
+        """
+        assert parser_context is not None  # DRF always passes the request
         request = parser_context["request"]
         meta = {**request.META, "CONTENT_TYPE": media_type}
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
@@ -92,6 +105,7 @@ class ReportBody:
         self.stream = stream
 
     def chunks(self) -> Iterator[bytes]:
+        """Yield the body in chunks of READ_CHUNK bytes."""
         return iter(lambda: self.stream.read(services.READ_CHUNK), b"")
 
 
@@ -104,8 +118,12 @@ class RawBodyParser(parsers.BaseParser):
     media_type = "*/*"
 
     def parse(
-        self, stream: IO[bytes], media_type: str | None = None, parser_context=None
-    ) -> parsers.DataAndFiles:
+        self,
+        stream: IO[bytes],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> parsers.DataAndFiles[dict[str, str], MultiValueDict[str, ReportBody]]:
+        """Return no fields and the unread body as the one file."""
         return parsers.DataAndFiles({}, MultiValueDict({"file": [ReportBody(stream)]}))
 
 
@@ -116,13 +134,15 @@ class UploadAPIView(APIView):
     wrong_method_detail: ClassVar[str]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """Refuse a wrong method, then check the token as every view does."""
         # A wrong method answers 405 before the token is checked, as it
         # always has: the Allow header tells a script what to fix.
-        if request.method.lower() not in self.http_method_names:
+        if (request.method or "").lower() not in self.http_method_names:
             self.http_method_not_allowed(request, *args, **kwargs)
         super().initial(request, *args, **kwargs)
 
     def handle_exception(self, exc: Exception) -> Response:
+        """Answer a service's domain error with its status code."""
         if isinstance(exc, services.UploadError):
             error = exceptions.APIException(exc.detail)
             error.status_code = ERROR_STATUS[type(exc)]
@@ -137,8 +157,9 @@ class UploadRequestSchema(AutoSchema):
     plain string (the raw report); every upload needs one.
     """
 
-    def _get_request_body(self, direction: str = "request") -> dict | None:
-        body = super()._get_request_body(direction)
+    def _get_request_body(self, direction: str = "request") -> dict[str, Any] | None:
+        # drf-spectacular leaves this method unannotated.
+        body: dict[str, Any] | None = super()._get_request_body(direction)  # type: ignore[no-untyped-call]
         if body is not None:
             body["required"] = True
         return body
@@ -149,6 +170,8 @@ def _error(description: str) -> OpenApiResponse:
 
 
 class UploadsView(UploadAPIView):
+    """POST /api/v1/uploads: accept one CI job's reports."""
+
     token_scopes = (ApiToken.Scope.UPLOAD,)
     wrong_method_detail = "Use POST to upload reports."
     http_method_names = ["post"]
@@ -219,7 +242,7 @@ class UploadsView(UploadAPIView):
             budget -= received.size_bytes
             files.append(received)
         upload, created = services.accept_upload(
-            project=request.auth.project, meta=meta, files=files
+            project=cast(ApiToken, request.auth).project, meta=meta, files=files
         )
         return Response(UploadSerializer(upload).data, status=202 if created else 200)
 
@@ -232,6 +255,8 @@ def _content_length(request: Request) -> int:
 
 
 class UploadStatusView(UploadAPIView):
+    """GET /api/v1/uploads/<id>: an upload's processing status."""
+
     token_scopes = (ApiToken.Scope.UPLOAD, ApiToken.Scope.READ)
     wrong_method_detail = "Use GET to read an upload's status."
     http_method_names = ["get", "head"]
@@ -248,7 +273,7 @@ class UploadStatusView(UploadAPIView):
     )
     def get(self, request: Request, upload_id: int) -> Response:
         """Report an upload's processing status and counts."""
-        project = request.auth.project
+        project = cast(ApiToken, request.auth).project  # TokenRequired saw to it
         upload = Upload.objects.filter(pk=upload_id, project=project).first()
         if upload is None:
             raise exceptions.NotFound(

@@ -49,12 +49,14 @@ import math
 import re
 import threading
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import NoReturn
 
 from junitparser import Error, Failure, Skipped, xunit2
+from junitparser.junitparser import Result
 from lxml import etree
 
 from flakewatch.outcomes import Outcome
@@ -223,7 +225,8 @@ def _latin1_fallback(error: UnicodeDecodeError) -> tuple[str, int]:
     return bad.decode("latin-1"), error.end
 
 
-codecs.register_error("flakewatch-latin1", _latin1_fallback)
+# Registered for decoding only, so it is only ever handed a UnicodeDecodeError.
+codecs.register_error("flakewatch-latin1", _latin1_fallback)  # type: ignore[arg-type]
 
 
 def _declared_encoding(data: bytes) -> str | None:
@@ -306,7 +309,7 @@ def clean_xml_bytes(data: bytes, *, filename: str) -> tuple[bytes, list[str]]:
     return _DECLARATION.sub(b"", cleaned, count=1), warnings
 
 
-def _seconds(raw: str | None, problems: Counter) -> float | None:
+def _seconds(raw: str | None, problems: Counter[str]) -> float | None:
     if raw is None:
         return None
     try:
@@ -343,7 +346,7 @@ def _truncate(text: str, limit: int) -> str:
     return f"{text[:half]}\n… [{len(text) - limit} characters cut] …\n{text[-half:]}"
 
 
-def _describe(results: list) -> tuple[str, str, str]:
+def _describe(results: list[Result]) -> tuple[str, str, str]:
     """Return (kind, message, detail) for one or more result elements."""
     first = results[0]
     message = first.message or _first_line(first.text)
@@ -357,8 +360,10 @@ def _describe(results: list) -> tuple[str, str, str]:
     )
 
 
-def _final_outcome(finals: list, status: str) -> tuple[Outcome, list]:
-    errors, failures, skips = [], [], []
+def _final_outcome(finals: list[Result], status: str) -> tuple[Outcome, list[Result]]:
+    errors: list[Result] = []
+    failures: list[Result] = []
+    skips: list[Result] = []
     for result in finals:
         if isinstance(result, Error):
             errors.append(result)
@@ -386,11 +391,11 @@ class _ReportReader:
         # One str object per distinct classname, file and suite path, shared
         # by all the executions that have it; and one float per distinct time.
         self.strings: dict[str, str] = {}
-        self.durations: dict[str, float] = {}
+        self.durations: dict[str | None, float] = {}  # by the raw time attribute
         self.unnamed = 0
         self.rerun_elements = False  # whether any flaky*/rerun* child was read
         self.repeated = False  # whether a classname and name came twice
-        self.time_problems: Counter = Counter()
+        self.time_problems: Counter[str] = Counter()
         self.problems: list[str] = []
 
     def read(self, data: bytes) -> ParsedReport:
@@ -446,7 +451,11 @@ class _ReportReader:
         self._finish()
         return self.report
 
-    def _read_events(self, events) -> bool:
+    # The hot loop keeps its state in locals (see the docstring): split, it
+    # would pass that state around twice per testcase.
+    def _read_events(  # noqa: C901
+        self, events: Iterable[tuple[str, etree._Element]]
+    ) -> bool:
         """Read each testcase at its end event, then drop what has been read.
 
         This loop runs twice per testcase, so it keeps its state in locals and
@@ -528,7 +537,7 @@ class _ReportReader:
                     )
                     # Drop the results' text now; a testcase without children
                     # is dropped whole with the next sibling (below).
-                    elem.clear(keep_tail=False)
+                    elem.clear(keep_tail=False)  # type: ignore[call-arg]  # not in lxml-stubs
                 else:
                     # No children, so no results: only the status can say more.
                     outcome = self._status_outcome(status) if status else passed
@@ -541,7 +550,7 @@ class _ReportReader:
                 suite, suite_file = outer_suites.pop()
                 if open_cases:  # a suite inside a testcase: part of its results
                     continue
-                elem.clear(keep_tail=False)
+                elem.clear(keep_tail=False)  # type: ignore[call-arg]  # not in lxml-stubs
             if open_cases:
                 # Inside an open testcase, the siblings may be its results.
                 continue
@@ -553,8 +562,8 @@ class _ReportReader:
         self.repeated = repeated
         return checked_root
 
-    def _check_root(self, tree) -> None:
-        if tree.docinfo.doctype:
+    def _check_root(self, tree: etree._ElementTree) -> None:
+        if tree.docinfo.doctype:  # type: ignore[attr-defined]  # not in lxml-stubs
             raise ReportError(
                 f"{self.filename}: DOCTYPE declarations are refused; JUnit reports "
                 "need none."
@@ -576,7 +585,9 @@ class _ReportReader:
         if tag in JUNIT_ROOTS:
             return
         if tag == "TestRun":
-            known = TRX if namespace == TRX_NAMESPACE else CPPUNIT
+            known: tuple[str, str] | None = (
+                TRX if namespace == TRX_NAMESPACE else CPPUNIT
+            )
         else:
             known = KNOWN_OTHER_FORMATS.get(tag)
         if known:
@@ -613,7 +624,7 @@ class _ReportReader:
             self.durations[raw] = duration_ms
         return duration_ms
 
-    def _unnamed(self, elem) -> str:
+    def _unnamed(self, elem: etree._Element) -> str:
         self.unnamed += 1
         name = f"<unnamed testcase {self.unnamed}>"
         self._problem(
@@ -622,7 +633,7 @@ class _ReportReader:
         return name
 
     def _status_outcome(self, status: str) -> Outcome:
-        """The outcome of a testcase without children, from its status."""
+        """Return the outcome of a testcase without children, from its status."""
         status = status.lower()
         if status in FAILED_STATUSES:
             self.report.failures += 1
@@ -633,7 +644,7 @@ class _ReportReader:
 
     def _read_results(
         self,
-        elem,
+        elem: etree._Element,
         suite: str,
         classname: str,
         name: str,
@@ -648,7 +659,8 @@ class _ReportReader:
         for child in elem.iter():
             kind = RESULT_TYPES.get(child.tag)
             if kind is not None:
-                entry = kind.fromelem(child)
+                # junitparser leaves fromelem unannotated.
+                entry = kind.fromelem(child)  # type: ignore[no-untyped-call]
                 if isinstance(entry, xunit2.InterimResult):
                     interims.append(entry)
                     # nextest and Playwright time each rerun; Surefire does not.
@@ -684,7 +696,9 @@ class _ReportReader:
             run.run = number
         report.executions.extend(runs)
 
-    def _separate_repeats(self, data: bytes) -> None:
+    # One pass over the repeated tests whose steps share the runs' bounds and
+    # places; the rule itself is in _repeat_verdict.
+    def _separate_repeats(self, data: bytes) -> None:  # noqa: C901
         """Decide, for each test repeated in the report, reruns or other tests.
 
         The rule is in the module docstring. Repeats read as other tests get
@@ -704,7 +718,7 @@ class _ReportReader:
             return  # only flaky*/rerun* runs of single testcases
         # Each repeated test's elements as (position among all testcases,
         # first run's index), in document order.
-        occurrences: dict[tuple, list[tuple[int, int]]] = {}
+        occurrences: dict[tuple[str, str, str, str], list[tuple[int, int]]] = {}
         for order, (start, _) in enumerate(bounds):
             key = keys[start]
             if counts[key] > 1:
@@ -834,7 +848,7 @@ _collector_was_enabled = False
 
 
 @contextmanager
-def collector_paused():
+def collector_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while a report is read.
 
     Reading creates one long-lived object per execution and no reference

@@ -40,7 +40,7 @@ class WholeNumberField(serializers.IntegerField):
     re_decimal = re.compile(r"(?!)")  # DRF's would strip a ".0"
 
 
-class UploadMetadataSerializer(serializers.Serializer):
+class UploadMetadataSerializer(serializers.Serializer[dict[str, object]]):
     """The fields of one CI job's upload (whitespace around them is ignored)."""
 
     commit = _text("commit", 64, "The commit the tests ran on.")
@@ -87,7 +87,9 @@ class UploadMetadataSerializer(serializers.Serializer):
 class UploadQuerySerializer(UploadMetadataSerializer):
     """The same fields as query parameters, read only with a raw body."""
 
-    def get_fields(self) -> dict[str, serializers.Field]:
+    # DRF declares get_fields with an unparameterised Field: any field goes.
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        """Return the metadata fields, none of them required."""
         fields = super().get_fields()
         for field in fields.values():
             field.required = False  # a multipart upload sends them in the form
@@ -110,19 +112,23 @@ class UploadFormSerializer(UploadMetadataSerializer):
     )
 
 
-class UploadSerializer(serializers.Serializer):
+class UploadSerializer(serializers.Serializer[Upload]):
     """An upload's status and counts, as the API answers them."""
 
     id = serializers.CharField(source="pk")
     status = serializers.ChoiceField(choices=Upload.Status.values)
-    status_url = serializers.SerializerMethodField()
+    status_url = serializers.SerializerMethodField(
+        help_text="The path to read this upload's status at."
+    )
     tests = serializers.IntegerField(
         source="tests_count", help_text="Testcases ingested."
     )
     failures = serializers.IntegerField(
         source="failures_count", help_text="Final outcome failed or error."
     )
-    errors = serializers.ListField(
+    # A declared field, not an attribute: DRF's metaclass takes it out of the
+    # class, so Serializer.errors stays as it is; the stubs cannot tell.
+    errors = serializers.ListField(  # type: ignore[assignment]
         child=serializers.CharField(),
         help_text="Problems with single testcases, or why a file was unreadable.",
     )
@@ -131,6 +137,7 @@ class UploadSerializer(serializers.Serializer):
     )
 
     def get_status_url(self, upload: Upload) -> str:
+        """Return the path of this upload's status."""
         return f"/api/v1/uploads/{upload.pk}"
 
 
@@ -140,7 +147,8 @@ def read_metadata(fields: Mapping[str, Any]) -> UploadMetadata:
     Raises ``InvalidUpload`` naming every missing field, or else the first
     malformed one.
     """
-    names = UploadMetadataSerializer().fields
+    # keys(): the stubs type iterating the fields' BindingDict as its Fields.
+    names = UploadMetadataSerializer().fields.keys()
     values = {}
     for name in names:
         value = fields.get(name)

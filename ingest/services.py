@@ -20,7 +20,7 @@ import gzip
 import hashlib
 import logging
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -71,6 +71,8 @@ class UploadTooLarge(UploadError):
 
 @dataclass(frozen=True)
 class UploadMetadata:
+    """What CI says about the job run an upload's reports come from."""
+
     commit_sha: str
     branch: str
     build: str
@@ -82,13 +84,17 @@ class UploadMetadata:
 
 @dataclass(frozen=True)
 class ReceivedFile:
+    """One report file as stored: gzip payload, content digest and size."""
+
     filename: str
     content_sha256: str
     size_bytes: int
     payload_gz: bytes
 
 
-def receive_file(
+# One read loop each for gzip and plain input, sharing the size budget, the
+# digest and the first chunk: split, they would pass all of them around.
+def receive_file(  # noqa: C901
     filename: str, chunks: Iterable[bytes], *, budget: int
 ) -> ReceivedFile:
     """Read one report file (plain or gzip) into its stored form.
@@ -147,7 +153,9 @@ def receive_file(
     return ReceivedFile(name[:500] or "report.xml", digest.hexdigest(), size, payload)
 
 
-def _chain(first: bytes, rest, keep: list | None = None):
+def _chain(
+    first: bytes, rest: Iterator[bytes], keep: list[bytes] | None = None
+) -> Iterator[bytes]:
     yield first
     for chunk in rest:
         if keep is not None:
@@ -356,7 +364,11 @@ def store_reports(
 
 def execution_rows(
     reports: list[ParsedReport],
-) -> tuple[dict, dict, list[results.ExecutionRow]]:
+) -> tuple[
+    dict[bytes, tuple[str, str, str, str]],
+    dict[bytes, tuple[str, str, str, str]],
+    list[results.ExecutionRow],
+]:
     """Reduce parsed reports to (cases, messages, rows) for ``store_results``.
 
     A test seen more than once in one upload (in-run reruns, repeated

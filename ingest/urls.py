@@ -1,3 +1,5 @@
+"""The upload API's URLs: send an upload, read its status."""
+
 from django.urls import path
 
 from ingest import api

@@ -86,24 +86,28 @@ class Process:
 
     @property
     def pid(self) -> int:
+        """Return the child's pid, which is also its process group's id."""
         return self.popen.pid
 
     def running(self) -> bool:
+        """Return whether the child has not exited yet."""
         return self.popen.poll() is None
 
     def output(self) -> str:
+        """Return the child's log so far."""
         return self.log.read_text(errors="replace")
 
     def tail(self, lines: int = 30) -> str:
+        """Return the last ``lines`` lines of the child's log."""
         try:
             return "\n".join(self.output().splitlines()[-lines:])
         except OSError:
             return "(no log)"
 
-    def wait_for(self, condition: Callable[[], object], timeout: float, what: str):
+    def wait_for(self, condition: Callable[[], T], timeout: float, what: str) -> T:
         """Wait for ``condition``; fail at once, with the log, if the child exits."""
 
-        def met_or_exited() -> object:
+        def met_or_exited() -> T:
             if not self.running():
                 raise RuntimeError(f"{self.name} exited early:\n{self.tail()}")
             return condition()
@@ -114,6 +118,7 @@ class Process:
             raise WaitTimeout(f"{exc}\n{self.tail()}") from None
 
     def wait_for_output(self, text: str, timeout: float = 60) -> None:
+        """Wait until ``text`` appears in the child's log."""
         self.wait_for(lambda: text in self.output(), timeout, f"{text!r} in the log")
 
     def wait_ready(
@@ -161,14 +166,17 @@ class Processes:
         self.running: list[Process] = []
 
     def add(self, process: Process) -> Process:
+        """Track ``process`` for stop_all and return it."""
         self.running.append(process)
         return process
 
     def stop(self, process: Process, sig: int = signal.SIGTERM) -> None:
+        """Stop ``process`` with ``sig`` and stop tracking it."""
         process.stop(sig)
         self.running.remove(process)
 
     def stop_all(self, sig: int = signal.SIGTERM) -> None:
+        """Stop every tracked process, newest first, warning of any that resist."""
         for process in reversed(list(self.running)):
             try:
                 self.stop(process, sig)
@@ -180,6 +188,7 @@ class Processes:
 
 
 def worker_command(concurrency: int = 1, *, name: str = "") -> list[str]:
+    """Return the Celery worker's command line, on compose's two queues."""
     command = [
         str(BIN / "celery"), "-A", "flakewatch", "worker", "-Q", "ingest,celery",
         f"--concurrency={concurrency}", "--loglevel=INFO",
@@ -188,6 +197,7 @@ def worker_command(concurrency: int = 1, *, name: str = "") -> list[str]:
 
 
 def beat_command(schedule: Path) -> list[str]:
+    """Return Celery beat's command line, its schedule file at ``schedule``."""
     return [
         str(BIN / "celery"), "-A", "flakewatch", "beat", "--loglevel=INFO",
         "-s", str(schedule),
@@ -310,6 +320,7 @@ class RedisServer(Process):
         self.wait_ready(lambda: is_listening(self.port), timeout, "Redis to listen")
 
     def url(self, db: int = 0) -> str:
+        """Return the broker URL of database ``db`` on this server."""
         return f"redis://127.0.0.1:{self.port}/{db}"
 
     def restart(self, timeout: float = 30) -> None:

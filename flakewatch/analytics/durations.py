@@ -19,6 +19,7 @@ upload_1, ms_1, upload_2, ms_2, ...]`` (oldest point first).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 RECENT_SIZE = 20
 RECENT_CHECK = 10
@@ -31,12 +32,16 @@ BASELINE_MIN_POINTS = 10
 ACCEPT_AFTER_RUNS = 2000  # a slowdown stays flagged for a long while, not forever
 HEADER = 4  # baseline_log, baseline_points, regressed_since_upload, regressed_runs
 
+# The flat JSON list above: floats, ints and None by position, so Any.
+Series = list[Any]
 
-def new_series() -> list:
+
+def new_series() -> Series:
+    """Return the state of a series with no points yet."""
     return [0.0, 0, None, 0]
 
 
-def add_point(series: list, upload_id: int, duration_ms: float) -> list:
+def add_point(series: Series, upload_id: int, duration_ms: float) -> Series:
     """Fold one run into ``series`` (in place) and return it."""
     if len(series) < HEADER:
         series[:] = new_series()
@@ -56,16 +61,17 @@ def add_point(series: list, upload_id: int, duration_ms: float) -> list:
     return series
 
 
-def durations(series: list) -> list[float]:
+def durations(series: Series) -> list[float]:
+    """Return the series' recent durations in ms, oldest first."""
     return series[HEADER + 1 :: 2]
 
 
-def regressed_since(series: list) -> int | None:
+def regressed_since(series: Series) -> int | None:
     """Return the upload where the current regression started, if any."""
     return series[2] if len(series) >= HEADER else None
 
 
-def percentiles(series: list) -> tuple[float | None, float | None]:
+def percentiles(series: Series) -> tuple[float | None, float | None]:
     """Return (p50, p95) of the recent runs, in ms."""
     values = sorted(durations(series))
     if not values:
@@ -73,8 +79,8 @@ def percentiles(series: list) -> tuple[float | None, float | None]:
     return _quantile(values, 0.5), _quantile(values, 0.95)
 
 
-def _reference_ms(series: list, values: list[float]) -> float | None:
-    """The 'before' duration that regressions are measured against."""
+def _reference_ms(series: Series, values: list[float]) -> float | None:
+    """Return the 'before' duration that regressions are measured against."""
     if series[1] >= BASELINE_MIN_POINTS:
         return math.exp(series[0])
     older = values[:-RECENT_CHECK]
@@ -83,7 +89,7 @@ def _reference_ms(series: list, values: list[float]) -> float | None:
     return None
 
 
-def _judge(series: list) -> None:
+def _judge(series: Series) -> None:
     values = durations(series)
     if len(values) < RECENT_CHECK:
         return
@@ -113,8 +119,11 @@ def _judge(series: list) -> None:
 
 
 def _step_index(values: list[float], threshold: float) -> int:
-    """Return where a fast-then-slow step fits best: the split with the
-    fewest slow runs before it plus fast runs from it on."""
+    """Return where a fast-then-slow step fits best.
+
+    That is the split with the fewest slow runs before it plus fast runs from
+    it on.
+    """
     is_slow = [ms >= threshold for ms in values]
     misfits = sum(not s for s in is_slow)  # split at 0: every fast run misfits
     best, best_index = misfits, 0

@@ -58,7 +58,7 @@ class Cell:
     passed_runs: int
     incident_failures: int
     in_run_flake: bool
-    details: dict = field(default_factory=dict)
+    details: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,15 @@ class Position:
 
 @dataclass(frozen=True)
 class Verdict:
+    """The verdict on a test, its flake figures and the evidence shown."""
+
     status: Status
     flake_events: int = 0
     flake_rate: float = 0.0
     flake_score: float = 0.0
     first_flaky_commit: str = ""
     broken_since_commit: str = ""
-    evidence: list = field(default_factory=list)
+    evidence: list[dict[str, object]] = field(default_factory=list)
 
 
 class Timeline:
@@ -108,13 +110,13 @@ class Timeline:
         self._passed_before = prefix
 
     def passes_between(self, start: datetime | None, end: datetime | None) -> int:
-        """Runs strictly between two times that did not fail."""
+        """Count the runs strictly between two times that did not fail."""
         low = 0 if start is None else bisect_right(self.times, start)
         high = len(self.times) if end is None else bisect_left(self.times, end)
         return max(self._passed_before[high] - self._passed_before[low], 0)
 
     def runs_between(self, start: datetime, end: datetime | None) -> int:
-        """Runs from ``start`` to ``end``, both included."""
+        """Count the runs from ``start`` to ``end``, both included."""
         low = bisect_left(self.times, start)
         high = len(self.times) if end is None else bisect_right(self.times, end)
         return max(high - low, 0)
@@ -138,9 +140,11 @@ def classify(cells: list[Cell], jobs: dict[str, Timeline]) -> dict[Cell, str]:
     return kinds
 
 
-def _isolation(cell: Cell, timeline: Timeline | None, by_key: dict) -> str:
+def _isolation(
+    cell: Cell, timeline: Timeline | None, by_key: dict[tuple[str, str], Cell]
+) -> str:
     index = timeline.index_of.get(cell.commit) if timeline else None
-    if index is None:
+    if timeline is None or index is None:
         return HARD
     before = _neighbour(cell.job, timeline.commits, index, -1, by_key)
     after = _neighbour(cell.job, timeline.commits, index, +1, by_key)
@@ -149,8 +153,17 @@ def _isolation(cell: Cell, timeline: Timeline | None, by_key: dict) -> str:
     return ISOLATED if before == "pass" and after == "pass" else HARD
 
 
-def _neighbour(job: str, commits: list[str], index: int, step: int, by_key: dict):
-    """'pass' or 'fail' for the nearest run that is not an incident; None at the end."""
+def _neighbour(
+    job: str,
+    commits: list[str],
+    index: int,
+    step: int,
+    by_key: dict[tuple[str, str], Cell],
+) -> str | None:
+    """Return 'pass' or 'fail' for the nearest run that is not an incident.
+
+    None at the end of the job's commits.
+    """
     index += step
     while 0 <= index < len(commits):
         other = by_key.get((job, commits[index]))
@@ -204,7 +217,7 @@ def _broken_streaks(
     return broken_since, ended
 
 
-def _evidence_entry(cell: Cell, kind: str) -> dict:
+def _evidence_entry(cell: Cell, kind: str) -> dict[str, object]:
     return {
         "kind": kind,
         "commit": cell.commit,
@@ -217,7 +230,9 @@ def _evidence_entry(cell: Cell, kind: str) -> dict:
     }
 
 
-def judge(
+# One walk read top to bottom: its steps share a dozen locals, so splitting it
+# would pass them all around.
+def judge(  # noqa: C901
     cells: list[Cell],
     jobs: dict[str, list[Position]],
     *,
@@ -311,7 +326,7 @@ def judge(
 
 
 def _needed(jobs: dict[str, Timeline], episode: list[Cell]) -> int:
-    """Passes that end an episode, at the episode's own failure rate.
+    """Return the passes that end an episode, at the episode's own failure rate.
 
     The rate is the posterior mean under the score's prior, so one lone
     failure (no rate to speak of) is taken as a 4% flake, not a 100% one.

@@ -1,3 +1,6 @@
+"""``manage.py ingest``: ingest saved JUnit XML files in-process."""
+
+from argparse import ArgumentParser
 from pathlib import Path
 
 from django.conf import settings
@@ -10,12 +13,15 @@ from ingest.serializers import read_metadata
 
 
 class Command(BaseCommand):
+    """Ingest report files as one upload and analyse it, without a worker."""
+
     help = (
         "Ingest saved JUnit XML files as one upload and analyse it, in-process "
         "(no worker needed)."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        """Take the files and the upload's metadata."""
         parser.add_argument(
             "files", nargs="+", type=Path, help="JUnit XML files (.xml or .gz)."
         )
@@ -36,7 +42,10 @@ class Command(BaseCommand):
             "--started-at", default="", help="ISO 8601 start time of the job."
         )
 
-    def handle(self, *args, files, project, **options):
+    def handle(
+        self, *args: str, files: list[Path], project: str, **options: str
+    ) -> None:
+        """Ingest the files, print the upload's counts and its problems."""
         target = Project.objects.filter(slug=project).first()
         if target is None:
             raise CommandError(f"No project {project!r}; create it with createproject.")
