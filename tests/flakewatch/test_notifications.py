@@ -161,7 +161,7 @@ def owned_change(project, team, name="test_checkout"):
 def test_json_webhook_gets_an_event_and_a_5xx_is_retried_after_backoff(
     project, team, receiver, eager, django_capture_on_commit_callbacks
 ):
-    hook = TeamWebhook.objects.create(
+    TeamWebhook.objects.create(
         team=team, url=receiver.url, secret=SECRET, kind=TeamWebhook.Kind.JSON
     )
     case, upload = owned_change(project, team, name="<b>&amp;</b>")
