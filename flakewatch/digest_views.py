@@ -11,7 +11,6 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
 
 from flakewatch import digests
 from flakewatch.models import Team
@@ -21,14 +20,18 @@ BAD_TOKEN = (
     "newest digest email, or ask your team to remove your address."
 )
 NO_TEAM = "This team no longer exists, so it sends no more digests to you."
+WRONG_METHOD = "Open this link in a browser (GET) or unsubscribe with POST."
 
 
 # The signed token stands in for the CSRF token: a mail client's one-click
 # POST carries nothing else, and the token unsubscribes only its own address.
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     """Show the unsubscribe button (GET) or unsubscribe (POST)."""
+    if request.method not in ("GET", "HEAD", "POST"):
+        answer = JsonResponse({"detail": WRONG_METHOD}, status=405)
+        answer["Allow"] = "GET, HEAD, POST"
+        return answer
     named = digests.read_unsubscribe_token(token)
     if named is None:
         return JsonResponse({"detail": BAD_TOKEN}, status=400)

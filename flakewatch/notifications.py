@@ -164,8 +164,12 @@ def deliver_notifications(webhook_id: int, upload_id: int) -> None:
     """
     with transaction.atomic():
         rows = list(
-            # notification_batch_idx (webhook, upload, status).
-            NotificationDelivery.objects.select_for_update(skip_locked=True)
+            # notification_batch_idx (webhook, upload, status). of=self: a
+            # lock on the joined project row would stall the project's new
+            # uploads (their foreign key check) for the whole POST.
+            NotificationDelivery.objects.select_for_update(
+                skip_locked=True, of=("self",)
+            )
             .filter(webhook_id=webhook_id, upload_id=upload_id, status__in=PENDING)
             .select_related("change", "change__case", "change__project", "webhook")
             .select_related("webhook__team")

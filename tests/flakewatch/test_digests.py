@@ -295,6 +295,9 @@ def test_a_changed_unsubscribe_token_is_refused_with_a_sentence(client, payments
     assert answer.status_code == 400
     assert "unsubscribe link" in answer.json()["detail"]
     assert not DigestUnsubscribe.objects.exists()
+    wrong = client.delete(f"/digests/unsubscribe/{token}/")
+    assert wrong.status_code == 405 and "POST" in wrong.json()["detail"]
+    assert wrong["Allow"] == "GET, HEAD, POST"
 
 
 def backoff_over() -> None:
@@ -428,3 +431,14 @@ def test_digest_week_follows_day_time_and_zone_across_dst(settings):
     # Half an hour before the moment, the week before is the latest.
     earlier = digests.digest_period(datetime(2026, 3, 30, 6, 30, tzinfo=UTC))
     assert earlier.week_start == date(2026, 3, 16)
+
+
+def test_beat_checks_digests_every_quarter_hour_at_the_digest_minute():
+    app.loader.import_default_modules()
+    schedule = app.conf.beat_schedule
+    check = schedule["send due weekly digests"]
+    assert check["task"] == "flakewatch.send_due_digests"
+    assert check["schedule"].minute == {0, 15, 30, 45}  # 09:00 by default
+    assert check["options"]["expires"] == 15 * 60
+    resend = schedule["resend pending notifications"]
+    assert resend["schedule"].minute == set(range(0, 60, 10))
