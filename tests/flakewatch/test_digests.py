@@ -442,3 +442,18 @@ def test_beat_checks_digests_every_quarter_hour_at_the_digest_minute():
     assert check["options"]["expires"] == 15 * 60
     resend = schedule["resend pending notifications"]
     assert resend["schedule"].minute == set(range(0, 60, 10))
+
+
+def test_a_teams_week_costs_the_same_statements_however_many_tests(
+    payments, django_assert_num_queries
+):
+    period = digests.period_of(WEEK)
+    with django_assert_num_queries(9):
+        small = digests.team_week_for(payments["team"], period)
+    for _ in range(30):
+        case = owned_test(payments["project"], payments["team"], "flaky", runs=5)
+        change(case, StatusChange.Kind.NEW_FLAKY, "healthy", "flaky")
+    with django_assert_num_queries(9):
+        large = digests.team_week_for(payments["team"], period)
+    assert (small.new_flaky.total, large.new_flaky.total) == (1, 31)
+    assert len(large.new_flaky.items) == 10 and large.new_flaky.more == 21
