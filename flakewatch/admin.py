@@ -3,7 +3,16 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from flakewatch.models import ApiToken, Case, Project, Upload
+from flakewatch.models import (
+    ApiToken,
+    Case,
+    DigestDelivery,
+    DigestUnsubscribe,
+    NotificationDelivery,
+    Project,
+    TeamWebhook,
+    Upload,
+)
 
 
 @admin.register(Project)
@@ -48,3 +57,41 @@ class CaseAdmin(admin.ModelAdmin[Case]):
     list_filter = ("project",)
     search_fields = ("name", "classname")
     exclude = ("identity_hash",)
+
+
+# --- Digests and change notifications (issue 12) ------------------------------
+
+
+@admin.register(DigestDelivery)
+class DigestDeliveryAdmin(admin.ModelAdmin[DigestDelivery]):
+    """Show each team's weekly digest: sent, retrying or failed, and why."""
+
+    list_display = ("team", "week_start", "status", "attempts", "sent_at", "subject")
+    list_filter = ("status", "week_start")
+    search_fields = ("team__slug", "last_error")
+    readonly_fields = [f.name for f in DigestDelivery._meta.fields]
+
+
+@admin.register(DigestUnsubscribe)
+class DigestUnsubscribeAdmin(admin.ModelAdmin[DigestUnsubscribe]):
+    """List who unsubscribed; deleting a row subscribes the address again."""
+
+    list_display = ("email", "team", "created_at")
+    search_fields = ("email",)
+
+
+@admin.register(TeamWebhook)
+class TeamWebhookAdmin(admin.ModelAdmin[TeamWebhook]):
+    """Add and switch off a team's webhook URLs."""
+
+    list_display = ("team", "url", "kind", "active")
+    list_filter = ("kind", "active")
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(admin.ModelAdmin[NotificationDelivery]):
+    """Show each change's webhook message: sent, retrying or failed, and why."""
+
+    list_display = ("change", "webhook", "status", "attempts", "sent_at")
+    list_filter = ("status",)
+    readonly_fields = [f.name for f in NotificationDelivery._meta.fields]

@@ -34,7 +34,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from flakewatch import daily_stats, db, evidence, states
+from flakewatch import daily_stats, db, evidence, notifications, states
 from flakewatch.analytics.runs import fold_runs, incident_cases, suite_durations_of
 from flakewatch.models import (
     Case,
@@ -90,8 +90,9 @@ def analyze_upload(upload_id: int) -> None:
             if not waiting.exists():
                 return
             batch = _waiting_batch(project_id)
-            apply_uploads(batch)
+            changes = apply_uploads(batch)
             _mark_analysed(batch, timezone.now())
+            notifications.record_changes(batch[-1], changes)
         if any(upload.pk == upload_id for upload in batch):
             return
 
@@ -161,7 +162,7 @@ def apply_uploads(
     *,
     replay: bool = False,
     suites: dict[int, str] | None = None,
-) -> None:
+) -> list[tuple[int, str, str]]:
     """Add one project's uploads, in run order, to the analytics.
 
     The caller owns the transaction, holds the project's lock
@@ -174,10 +175,11 @@ def apply_uploads(
     uploads of one test suite then costs one state update per test, not one
     per upload. ``replay`` (recompute) lets each upload see only those that
     ran before it, as the incremental path saw them. ``suites`` maps case id
-    to suite name (default: read per upload).
+    to suite name (default: read per upload). Return the verdicts that
+    changed, as (case id, old status, new status).
     """
     if not uploads:
-        return
+        return []
     suites = {} if suites is None else suites
     appearances: dict[int, states.Appearances] = defaultdict(list)
     daily: daily_stats.DailyCounts = {}
@@ -203,12 +205,14 @@ def apply_uploads(
     visible = visible_uploads(uploads[-1], replay=replay, applied=applied)
     # In slices, so a 100,000-test upload never holds every state at once.
     case_ids = list(appearances)
+    changes = []
     for start in range(0, len(case_ids), STATE_BATCH):
         batch = {
             case_id: appearances[case_id]
             for case_id in case_ids[start : start + STATE_BATCH]
         }
-        states.update_case_states(uploads[-1], batch, visible)
+        changes += states.update_case_states(uploads[-1], batch, visible)
+    return changes
 
 
 def _suites_of(case_ids: list[int]) -> dict[int, str]:

@@ -31,3 +31,31 @@ def schedule_sweeper(sender: Celery, **kwargs: object) -> None:
         name="requeue stale uploads",
         expires=minutes * 60,
     )
+
+
+@app.on_after_finalize.connect
+def schedule_digests(sender: Celery, **kwargs: object) -> None:
+    """Schedule the weekly digest check and the notification resend on beat."""
+    from django.conf import settings
+
+    minute = int(settings.FLAKEWATCH_DIGEST_TIME.split(":")[1]) % 15
+    # Every 15 minutes at the digest time's minute (09:00: :00, :15, :30, :45
+    # of every hour, UTC), so the digest moment in any zone (all UTC offsets
+    # are whole quarter hours) is a run; send_due_digests acts only in the
+    # day after the moment, in FLAKEWATCH_DIGEST_TIMEZONE. Beat's crontab
+    # runs in one zone for all entries, hence the check in the function.
+    # expires: a check still queued when the next is due is superseded by it.
+    sender.add_periodic_task(
+        crontab(minute=f"{minute}-59/15"),
+        sender.signature("flakewatch.send_due_digests"),
+        name="send due weekly digests",
+        expires=15 * 60,
+    )
+    # crontab(minute="*/10"): :00, :10, ... :50 of every hour; re-sends
+    # webhook messages whose on-commit task was lost.
+    sender.add_periodic_task(
+        crontab(minute="*/10"),
+        sender.signature("flakewatch.resend_pending_notifications"),
+        name="resend pending notifications",
+        expires=10 * 60,
+    )

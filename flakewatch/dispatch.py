@@ -21,6 +21,10 @@ logger = logging.getLogger(__name__)
 PROCESS_UPLOAD = "ingest.process_upload"
 REQUEUE_STALE_UPLOADS = "ingest.requeue_stale_uploads"
 ANALYZE_UPLOAD = "flakewatch.analyze_upload"
+SEND_DUE_DIGESTS = "flakewatch.send_due_digests"
+SEND_WEEKLY_DIGEST = "flakewatch.send_weekly_digest"
+DELIVER_NOTIFICATIONS = "flakewatch.deliver_notifications"
+RESEND_PENDING_NOTIFICATIONS = "flakewatch.resend_pending_notifications"
 
 # Redis serves two priority levels (settings: priority_steps) and takes 0
 # first: analyses go last, so a worker ingests every waiting upload first.

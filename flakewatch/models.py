@@ -460,3 +460,167 @@ class SuiteState(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# --- Digests and change notifications (issue 12) ------------------------------
+
+
+class StatusChange(models.Model):
+    """A test's verdict changing in a way its team acts on.
+
+    Written by the analysis in the batch that judges the change (the batch's
+    newest upload is ``upload``), so a redelivered analysis never writes it
+    twice. The digest reads "new flaky" and "fixed this week" from it; each
+    change is what a webhook message announces.
+    """
+
+    class Kind(models.TextChoices):
+        NEW_FLAKY = "new_flaky", "new flaky"
+        BROKEN = "broken", "became broken"
+        FIXED = "fixed", "fixed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, db_index=False)
+    upload = models.ForeignKey(
+        Upload, on_delete=models.CASCADE, db_constraint=False, db_index=False
+    )
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    old_status = models.CharField(max_length=12, choices=VERDICT_CHOICES)
+    new_status = models.CharField(max_length=12, choices=VERDICT_CHOICES)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "upload"], name="statuschange_uniq"
+            ),
+        ]
+        indexes = [
+            # digest_queries.team_changes: a project's changes in a week.
+            models.Index(
+                fields=["project", "changed_at"], name="statuschange_week_idx"
+            ),
+            # notifications.deliver_notifications: one batch's changes.
+            models.Index(fields=["upload"], name="statuschange_upload_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"case {self.case_id}: {self.old_status} -> {self.new_status}"
+
+
+class DeliveryStatus(models.TextChoices):
+    """Where a digest or a webhook message is in its delivery."""
+
+    PENDING = "pending", "pending"
+    SENDING = "sending", "sending"
+    RETRYING = "retrying", "retrying"
+    SENT = "sent", "sent"
+    FAILED = "failed", "failed"  # permanent: the attempts are used up
+    SKIPPED = "skipped", "skipped"  # nothing to say, or nobody to say it to
+
+
+class DigestDelivery(models.Model):
+    """One team's digest for one week: claimed here before anything is sent."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="digests")
+    week_start = models.DateField()  # first day of the 7 days, digest timezone
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Addresses already sent to: a retry after a failure skips them.
+    sent_to = models.JSONField(default=list, blank=True)
+    # Addresses the server refused for good, with its answer.
+    refused = models.JSONField(default=dict, blank=True)
+    subject = models.CharField(max_length=300, blank=True)
+    last_error = models.TextField(blank=True)
+    # Sending: a sender holds the row until then (past it, a crashed send is
+    # resumed). Retrying: the next attempt waits until then.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "week_start"], name="digestdelivery_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"digest {self.team_id} {self.week_start}: {self.status}"
+
+
+class DigestUnsubscribe(models.Model):
+    """An address that asked for no more of a team's digests."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE)
+    email = models.CharField(max_length=320)  # lower-cased
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "email"], name="digestunsubscribe_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} from {self.team_id}"
+
+
+class TeamWebhook(models.Model):
+    """A URL that receives a team's change notifications."""
+
+    class Kind(models.TextChoices):
+        SLACK = "slack", "Slack / Mattermost"
+        JSON = "json", "plain JSON event"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=1000)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.SLACK)
+    # The HMAC-SHA256 key of the signature header; the receiver holds it too.
+    secret = models.CharField(max_length=200, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.team_id} -> {self.url}"
+
+
+class NotificationDelivery(models.Model):
+    """One change for one webhook: at most one message carries it."""
+
+    webhook = models.ForeignKey(
+        TeamWebhook, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    change = models.ForeignKey(StatusChange, on_delete=models.CASCADE)
+    # The batch's newest upload: one message per webhook per batch.
+    upload = models.ForeignKey(
+        Upload, on_delete=models.CASCADE, db_constraint=False, db_index=False
+    )
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)  # retrying: not before
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["webhook", "change"], name="notificationdelivery_uniq"
+            ),
+        ]
+        indexes = [
+            # notifications.deliver_notifications: a batch's rows per webhook.
+            models.Index(
+                fields=["webhook", "upload", "status"],
+                name="notification_batch_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"change {self.change_id} to webhook {self.webhook_id}: {self.status}"

@@ -7,6 +7,7 @@ settings table in README.md.
 """
 
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import django_stubs_ext
 import environ
@@ -98,7 +99,12 @@ WHITENOISE_USE_FINDERS = True
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
-DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="flakewatch@localhost")
+# One variable for flakewatch's sender; Django's DEFAULT_FROM_EMAIL (what
+# every mail without its own sender uses) is set from it.
+DEFAULT_FROM_EMAIL = env("FLAKEWATCH_FROM_EMAIL", default="flakewatch@localhost")
+# Seconds an SMTP connect or command may take: a hung server fails one team's
+# digest (retried later), never the worker.
+EMAIL_TIMEOUT = env.int("FLAKEWATCH_EMAIL_TIMEOUT_SECONDS", 30)
 
 # --- Celery -----------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="memory://")
@@ -147,6 +153,41 @@ if FLAKEWATCH_SWEEP_MINUTES not in {1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60}:
     )
 FLAKEWATCH_REQUEUE_AFTER_SECONDS = env.float("FLAKEWATCH_REQUEUE_AFTER_SECONDS", 120.0)
 FLAKEWATCH_MAX_PROCESS_ATTEMPTS = env.int("FLAKEWATCH_MAX_PROCESS_ATTEMPTS", 5)
+
+# --- Digests and change notifications (flakewatch/digests.py, notifications.py)
+# Absolute links in emails and webhook messages: the dashboard's public URL.
+FLAKEWATCH_BASE_URL = env(
+    "FLAKEWATCH_BASE_URL", default="http://127.0.0.1:8000"
+).rstrip("/")
+# The weekly digest goes out on this day at this local time, in this zone.
+FLAKEWATCH_DIGEST_DAY = env("FLAKEWATCH_DIGEST_DAY", default="mon").lower()[:3]
+FLAKEWATCH_DIGEST_TIME = env("FLAKEWATCH_DIGEST_TIME", default="09:00")
+FLAKEWATCH_DIGEST_TIMEZONE = env("FLAKEWATCH_DIGEST_TIMEZONE", default="UTC")
+# A team with nothing to report: "note" sends a short all-quiet mail, "skip"
+# sends nothing.
+FLAKEWATCH_DIGEST_QUIET = env("FLAKEWATCH_DIGEST_QUIET", default="note")
+FLAKEWATCH_WEBHOOK_TIMEOUT_SECONDS = env.float(
+    "FLAKEWATCH_WEBHOOK_TIMEOUT_SECONDS", 10.0
+)
+if FLAKEWATCH_DIGEST_DAY not in {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}:
+    raise environ.ImproperlyConfigured(
+        "FLAKEWATCH_DIGEST_DAY must be a weekday such as mon or monday."
+    )
+_hh, _sep, _mm = FLAKEWATCH_DIGEST_TIME.partition(":")
+if not (_sep and _hh.isdigit() and _mm.isdigit() and int(_hh) < 24 and int(_mm) < 60):
+    raise environ.ImproperlyConfigured(
+        "FLAKEWATCH_DIGEST_TIME must be HH:MM on a 24-hour clock, such as 09:00."
+    )
+try:
+    ZoneInfo(FLAKEWATCH_DIGEST_TIMEZONE)
+except (ZoneInfoNotFoundError, ValueError) as _exc:
+    raise environ.ImproperlyConfigured(
+        "FLAKEWATCH_DIGEST_TIMEZONE must be an IANA zone such as Europe/Berlin."
+    ) from _exc
+if FLAKEWATCH_DIGEST_QUIET not in {"note", "skip"}:
+    raise environ.ImproperlyConfigured(
+        "FLAKEWATCH_DIGEST_QUIET must be note (an all-quiet mail) or skip."
+    )
 
 # --- The API (Django REST framework: flakewatch/api.py, ingest/api.py) ---------
 REST_FRAMEWORK = {

@@ -61,12 +61,14 @@ FOLDED = ("runs", "failures", "total_duration_ms", "last_run_at", "recent_durati
 
 def update_case_states(
     last: Upload, appearances: Mapping[int, Appearances], visible: Q
-) -> None:
+) -> list[tuple[int, str, str]]:
     """Fold each test's runs into its state, then judge it once.
 
     ``last`` is the batch's newest upload and ``visible`` the uploads whose
-    results the verdicts may read (those applied so far).
+    results the verdicts may read (those applied so far). Return the
+    verdicts that changed as (case id, old status, new status).
     """
+    changes = []
     states = _load_states(list(appearances))
     since = {case_id: runs[-1][2] - WINDOW for case_id, runs in appearances.items()}
     cells, signatures = evidence.cells_by_case(since)
@@ -104,6 +106,8 @@ def update_case_states(
         verdict = judge(
             test_cells, test_jobs, runs=state.runs, quarantined=state.quarantined
         )
+        if verdict.status.value != state.status:
+            changes.append((case_id, state.status, verdict.status.value))
         state.status = verdict.status.value
         state.flake_events = verdict.flake_events
         state.flake_rate = verdict.flake_rate
@@ -114,6 +118,7 @@ def update_case_states(
         state.top_signatures = _top_signatures(signatures.get(case_id))
     _fold_durations(timed)
     _save_states(list(states.values()))
+    return changes
 
 
 def _top_signatures(counted: Counter[str] | None) -> list[dict[str, str | int]]:
@@ -127,7 +132,7 @@ def _top_signatures(counted: Counter[str] | None) -> list[dict[str, str | int]]:
 
 def _load_states(case_ids: list[int]) -> dict[int, Any]:
     """Load these tests' CaseState rows (only the fields folded into)."""
-    names = [*KEPT, *FOLDED]
+    names = [*KEPT, *FOLDED, "status"]  # status: to tell a changed verdict
     rows = db.select_by_ids(
         f"SELECT {', '.join(names)} FROM {db.table(CaseState)} WHERE case_id {{ids}}",
         case_ids,
