@@ -4,7 +4,6 @@ Task names are wire format: never rename one without leaving an alias.
 """
 
 from celery import shared_task
-from django.db import OperationalError
 
 from flakewatch import analysis, digests, dispatch, notifications
 
@@ -24,43 +23,35 @@ def analyze_upload_task(upload_id: int) -> None:
 # beat's sweeps retry it after the row's backoff, with tasks in-process too.
 @shared_task(
     name=dispatch.SEND_WEEKLY_DIGEST,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=5,
+    **dispatch.RETRY_POLICY,
 )
 def send_weekly_digest_task(team_id: int, week_start: str) -> None:
+    """Send team ``team_id``'s digest of the week starting ``week_start``."""
     digests.send_weekly_digest(team_id, week_start)
 
 
 @shared_task(
     name=dispatch.DELIVER_NOTIFICATIONS,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=5,
+    **dispatch.RETRY_POLICY,
 )
 def deliver_notifications_task(webhook_id: int, upload_id: int) -> None:
+    """Post the verdict changes of ``upload_id``'s batch to one webhook."""
     notifications.deliver_notifications(webhook_id, upload_id)
 
 
 @shared_task(
     name=dispatch.SEND_DUE_DIGESTS,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=5,
+    **dispatch.RETRY_POLICY,
 )
 def send_due_digests_task() -> None:
+    """Send every team's digest that is due and not yet sent."""
     digests.send_due_digests()
 
 
 @shared_task(
     name=dispatch.RESEND_PENDING_NOTIFICATIONS,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=5,
+    **dispatch.RETRY_POLICY,
 )
 def resend_pending_notifications_task() -> None:
+    """Post again the notifications whose backoff is over."""
     notifications.resend_pending_notifications()
