@@ -25,6 +25,7 @@ from rest_framework.utils.urls import replace_query_param
 
 from flakewatch import queries
 from flakewatch.errors import BadRequest, ErrorSerializer
+from flakewatch.layers import LAYERS
 from flakewatch.models import Project
 from flakewatch.outcomes import VERDICTS, Outcome
 
@@ -53,7 +54,11 @@ class CaseSerializer(serializers.Serializer):
     file = serializers.CharField(help_text="As reported; may be empty.")
     team = serializers.CharField(
         allow_null=True,
-        help_text="The owning team's slug. Always null: tests have no owners yet.",
+        help_text="The owning team's slug; null when no ownership rule owns it.",
+    )
+    layer = serializers.ChoiceField(
+        choices=list(LAYERS),
+        help_text="Its layer of the test pyramid, from the project's layer rules.",
     )
     status = serializers.ChoiceField(
         choices=VERDICTS,
@@ -142,6 +147,19 @@ class TestsByStatusSerializer(serializers.Serializer):
         return {status: serializers.IntegerField() for status in VERDICTS}
 
 
+class LayerFiguresSerializer(serializers.Serializer):
+    tests = serializers.IntegerField(help_text="Tests in the layer.")
+    flaky = serializers.IntegerField(help_text="Tests judged flaky.")
+    flake_rate = serializers.FloatField(
+        help_text="Flaky runs over runs of the layer's tests, 0..1."
+    )
+
+
+class LayersSerializer(serializers.Serializer):
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {layer: LayerFiguresSerializer() for layer in LAYERS}
+
+
 class ProjectSummarySerializer(serializers.Serializer):
     slug = serializers.CharField()
     name = serializers.CharField()
@@ -154,6 +172,8 @@ class ProjectSummarySerializer(serializers.Serializer):
     time_lost_to_flakiness_ms = serializers.FloatField(
         help_text="Test time of CI jobs re-run because of flaky failures."
     )
+    unowned = serializers.IntegerField(help_text="Tests no team owns.")
+    layers = LayersSerializer(help_text="Tests, flaky tests and flake rate per layer.")
 
 
 # --- Views --------------------------------------------------------------------
@@ -230,9 +250,12 @@ def project_summary(request: Request, slug: str) -> Response:
         OpenApiParameter(
             "team",
             description=(
-                "Only tests owned by this team. Tests have no owners yet, so any "
-                "value answers an empty list."
+                "Only tests owned by the team with this slug; 'none': the tests "
+                "nobody owns."
             ),
+        ),
+        OpenApiParameter(
+            "layer", enum=list(LAYERS), description="Only tests of this layer."
         ),
         OpenApiParameter(
             "q",
@@ -248,11 +271,13 @@ def case_list(request: Request, slug: str) -> Response:
     """List a project's tests, highest flake score first (then by id)."""
     project = _project(request, slug)
     status = _choice(request, "status", VERDICTS)
+    layer = _choice(request, "layer", list(LAYERS))
     number = _page(request)
     page = queries.case_list(
         project,
         status=status,
         team=request.query_params.get("team"),
+        layer=layer,
         q=request.query_params.get("q"),
         page=number,
     )

@@ -9,12 +9,13 @@ do the same job.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime
 from operator import itemgetter
 
 from django.db import connection
 
-from flakewatch import db
+from flakewatch import db, ownership
 from flakewatch.analytics.runs import StoredExecution
 from flakewatch.models import Case, CaseResult, FailureMessage, Upload
 
@@ -72,6 +73,7 @@ def store_results(
         {"first_seen_at": now},
         upload.project_id,
         cases,
+        extra=(["team_id", "layer"], ownership.assign_new),
     )
     message_ids = (
         _ensure_rows(
@@ -135,12 +137,17 @@ def _ensure_rows(
     constants: dict,
     project_id: int,
     wanted: dict[bytes, tuple],
+    *,
+    extra: tuple[list[str], Callable[[int, list[tuple]], list[tuple]]] | None = None,
 ) -> dict[bytes, int]:
     """Return ids of ``wanted`` rows by key, inserting the missing ones.
 
     ``wanted`` maps key to the values of ``text_columns``; ``constants`` are
     the same for every new row. One lookup for all keys; only the keys not
-    found travel, by binary COPY, and are inserted.
+    found travel, by binary COPY, and are inserted. ``extra`` is (columns,
+    function of the project id and the missing rows' values returning
+    theirs): per-row values computed for new rows only (a test's team and
+    layer).
     """
     if not wanted:
         return {}
@@ -152,9 +159,14 @@ def _ensure_rows(
         return ids
     missing = [k for k in wanted if k not in ids]
     staged = [key, *text_columns]
-    stage = db.copy_to_stage(
-        model, staged, ((k, *wanted[k]) for k in missing), binary=True
-    )
+    new_rows = [(k, *wanted[k]) for k in missing]
+    if extra is not None:
+        staged += extra[0]
+        values_of = extra[1](project_id, [wanted[k] for k in missing])
+        new_rows = [
+            (*row, *more) for row, more in zip(new_rows, values_of, strict=True)
+        ]
+    stage = db.copy_to_stage(model, staged, new_rows, binary=True)
     columns = ", ".join(["project_id", *staged, *constants])
     values = ", ".join(["%s", *staged, *["%s"] * len(constants)])
     with connection.cursor() as cursor:
@@ -184,6 +196,11 @@ def _ids_by_key(queryset, key_field: str, keys: list[bytes]) -> dict[bytes, int]
 
 def _store_by_orm(upload, cases, messages, executions, now) -> None:
     project_id = upload.project_id
+    known = _ids_by_key(
+        Case.objects.filter(project_id=project_id), "identity_hash", list(cases)
+    )
+    new = [key for key in cases if key not in known]
+    assigned = ownership.assign_new(project_id, [cases[key] for key in new])
     Case.objects.bulk_create(
         [
             Case(
@@ -194,8 +211,11 @@ def _store_by_orm(upload, cases, messages, executions, now) -> None:
                 name=name,
                 file=file,
                 first_seen_at=now,
+                team_id=team_id,
+                layer=layer,
             )
-            for key, (suite, classname, name, file) in cases.items()
+            for key, (team_id, layer) in zip(new, assigned, strict=True)
+            for suite, classname, name, file in (cases[key],)
         ],
         batch_size=ORM_BATCH,
         ignore_conflicts=True,
