@@ -110,6 +110,10 @@ class ReassigningAdmin(admin.ModelAdmin[_Rule]):
         """Save the rule, then re-assign its project's tests."""
         super().save_model(request, obj, form, change)
         ownership.assign_project(obj.project)
+        if change and "project" in form.changed_data:  # moved: the old one too
+            old = Project.objects.filter(pk=form.initial.get("project", 0)).first()
+            if old is not None:
+                ownership.assign_project(old)
 
     def delete_model(self, request: HttpRequest, obj: _Rule) -> None:
         """Delete the rule, then re-assign its project's tests."""

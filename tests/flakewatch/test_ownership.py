@@ -531,3 +531,35 @@ def test_team_command_creates_then_updates_a_team(db):
     with pytest.raises(CommandError, match="slug"):
         call_command("team", "Pay ments")
     assert Team.objects.count() == 1
+
+
+def test_a_rule_moved_to_another_project_in_admin_leaves_the_first_unowned(
+    client, project, read_token
+):
+    from flakewatch.models import Project
+
+    other = Project.objects.create(slug="other", name="Other")
+    ingest(project, [("com.acme.search.IndexTest", "t1", "")])
+    team, _ = ownership.save_team("search")
+    rule = OwnershipRule.objects.create(
+        project=project, pattern="com.acme.*", kind="classname", team=team, line=1
+    )
+    ownership.assign_project(project)
+    assert teams_by_name(client, read_token) == {"t1": "search"}
+    admin = get_user_model().objects.create_superuser("admin", "a@acme.example", "pw")
+    client.force_login(admin)
+    response = client.post(
+        f"/admin/flakewatch/ownershiprule/{rule.pk}/change/",
+        {
+            "project": other.pk,
+            "pattern": "com.acme.*",
+            "kind": "classname",
+            "team": team.pk,
+            "source": "manual",
+            "line": 1,
+            "section": "",
+            "owner": "",
+        },
+    )
+    assert response.status_code == 302
+    assert teams_by_name(client, read_token) == {"t1": None}
