@@ -27,6 +27,7 @@ from rest_framework.utils.urls import replace_query_param
 
 from flakewatch import queries
 from flakewatch.errors import BadRequest, ErrorSerializer
+from flakewatch.layers import LAYERS
 from flakewatch.models import ApiToken, Project
 from flakewatch.outcomes import VERDICTS, Outcome
 
@@ -57,7 +58,11 @@ class CaseSerializer(serializers.Serializer[queries.CaseRow]):
     file = serializers.CharField(help_text="As reported; may be empty.")
     team = serializers.CharField(
         allow_null=True,
-        help_text="The owning team's slug. Always null: tests have no owners yet.",
+        help_text="The owning team's slug; null when no ownership rule owns it.",
+    )
+    layer = serializers.ChoiceField(
+        choices=list(LAYERS),
+        help_text="Its layer of the test pyramid, from the project's layer rules.",
     )
     status = serializers.ChoiceField(
         choices=VERDICTS,
@@ -160,6 +165,24 @@ class TestsByStatusSerializer(serializers.Serializer[dict[str, int]]):
         return {status: serializers.IntegerField() for status in VERDICTS}
 
 
+class LayerFiguresSerializer(serializers.Serializer[dict[str, float]]):
+    """One layer's figures: its tests, the flaky ones and their flake rate."""
+
+    tests = serializers.IntegerField(help_text="Tests in the layer.")
+    flaky = serializers.IntegerField(help_text="Tests judged flaky.")
+    flake_rate = serializers.FloatField(
+        help_text="Flaky runs over runs of the layer's tests, 0..1."
+    )
+
+
+class LayersSerializer(serializers.Serializer[dict[str, dict[str, float]]]):
+    """The figures of each test layer, keyed by layer."""
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        """Return one field per layer."""
+        return {layer: LayerFiguresSerializer() for layer in LAYERS}
+
+
 class ProjectSummarySerializer(serializers.Serializer[queries.ProjectSummary]):
     """A project's summary: tests per verdict, uploads, time lost to flakes."""
 
@@ -174,6 +197,8 @@ class ProjectSummarySerializer(serializers.Serializer[queries.ProjectSummary]):
     time_lost_to_flakiness_ms = serializers.FloatField(
         help_text="Test time of CI jobs re-run because of flaky failures."
     )
+    unowned = serializers.IntegerField(help_text="Tests no team owns.")
+    layers = LayersSerializer(help_text="Tests, flaky tests and flake rate per layer.")
 
 
 # --- Views --------------------------------------------------------------------
@@ -251,9 +276,12 @@ def project_summary(request: Request, slug: str) -> Response:
         OpenApiParameter(
             "team",
             description=(
-                "Only tests owned by this team. Tests have no owners yet, so any "
-                "value answers an empty list."
+                "Only tests owned by the team with this slug; 'none': the tests "
+                "nobody owns."
             ),
+        ),
+        OpenApiParameter(
+            "layer", enum=list(LAYERS), description="Only tests of this layer."
         ),
         OpenApiParameter(
             "q",
@@ -269,11 +297,13 @@ def case_list(request: Request, slug: str) -> Response:
     """List a project's tests, highest flake score first (then by id)."""
     project = _project(request, slug)
     status = _choice(request, "status", VERDICTS)
+    layer = _choice(request, "layer", list(LAYERS))
     number = _page(request)
     page = queries.case_list(
         project,
         status=status,
         team=request.query_params.get("team"),
+        layer=layer,
         q=request.query_params.get("q"),
         page=number,
     )

@@ -167,6 +167,7 @@ def copy_to_stage(
     rows: Iterable[Row],
     *,
     binary: bool = False,
+    suffix: str = "",
 ) -> str:
     """COPY ``rows`` into an empty staging copy of the model's table.
 
@@ -174,9 +175,10 @@ def copy_to_stage(
     INSERT ... SELECT. The staging table is created once per transaction
     and emptied for each use: recompute replays thousands of uploads in one
     transaction, and every table created there would hold a lock until it
-    ends.
+    ends. A ``suffix`` names another staging table of the same model, for
+    another set of columns in the same transaction.
     """
-    stage = f"fw_stage_{table(model)}"
+    stage = f"fw_stage_{table(model)}{suffix}"
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS"
@@ -219,6 +221,37 @@ def upsert(
     with connection.cursor() as cursor:
         cursor.executemany(
             f"INSERT INTO {target} ({column_list}) VALUES ({marks}) {conflict}", rows
+        )
+
+
+def update_rows(
+    model: type[models.Model],
+    names: Sequence[str],
+    rows: Iterable[Row],
+    *,
+    suffix: str = "_update",
+) -> None:
+    """SET columns ``names[1:]`` of the rows whose ``names[0]`` (a key) matches.
+
+    PostgreSQL: by COPY into a staging table and one UPDATE ... FROM;
+    SQLite: row by row. The caller owns the transaction.
+    """
+    key, *values = names
+    target = table(model)
+    if is_postgresql():
+        stage = copy_to_stage(model, names, rows, suffix=suffix)
+        assignments = ", ".join(f"{name} = s.{name}" for name in values)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {target} SET {assignments} FROM {stage} s"
+                f" WHERE {target}.{key} = s.{key}"
+            )
+        return
+    assignments = ", ".join(f"{name} = %s" for name in values)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {target} SET {assignments} WHERE {key} = %s",
+            [(*row[1:], row[0]) for row in rows],
         )
 
 

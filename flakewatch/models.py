@@ -253,6 +253,12 @@ class Case(models.Model):
                 fields=["project", "identity_hash"], name="case_identity_uniq"
             ),
         ]
+        indexes = [
+            # queries.case_list(team=...) and team=none (team_id IS NULL).
+            models.Index(fields=["project", "team"], name="case_team_idx"),
+            # queries.case_list(layer=...).
+            models.Index(fields=["project", "layer"], name="case_layer_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.classname}::{self.name}" if self.classname else self.name
@@ -460,6 +466,95 @@ class SuiteState(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# --- Ownership and layer rules (issue 10) -------------------------------------
+
+
+class RuleKind(models.TextChoices):
+    """What a rule's glob is matched against (flakewatch/ownership.py)."""
+
+    PATH = "path", "path glob (the test's file)"
+    CLASSNAME = "classname", "classname glob"
+    SUITE = "suite", "suite glob"
+
+
+class OwnershipRule(models.Model):
+    """One line of a project's ownership: tests matching ``pattern`` -> a team.
+
+    Precedence: manual rules after imported ones, then by ``line``; the last
+    matching rule wins, as on GitHub. Path patterns read with GitHub's
+    CODEOWNERS semantics (GitLab files are rewritten to them on import). A
+    rule without a team un-owns what earlier rules matched. ``section`` and
+    ``excluded`` carry GitLab's sections and ``!pattern`` lines.
+    """
+
+    class Source(models.TextChoices):
+        IMPORTED = "imported", "imported from CODEOWNERS"
+        MANUAL = "manual", "manual"
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="ownership_rules"
+    )
+    pattern = models.CharField(max_length=1000)
+    kind = models.CharField(
+        max_length=12, choices=RuleKind.choices, default=RuleKind.PATH
+    )
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="ownership_rules",
+        help_text="Empty: the rule un-owns what it matches.",
+    )
+    source = models.CharField(
+        max_length=10, choices=Source.choices, default=Source.MANUAL
+    )
+    line = models.PositiveIntegerField(
+        help_text="Precedence within its source: a higher line wins."
+    )
+    section = models.CharField(max_length=200, blank=True)
+    excluded = models.BooleanField(
+        default=False, help_text="A GitLab !pattern: takes paths out of its section."
+    )
+    # The CODEOWNERS owner the team stands for, as written (@org/payments).
+    owner = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        indexes = [
+            # ownership.project_rules reads a project's rules in precedence
+            # order.
+            models.Index(
+                fields=["project", "source", "line"], name="ownershiprule_order_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pattern} -> {self.team or 'nobody'}"
+
+
+class LayerRule(models.Model):
+    """One line of a project's layer rules, after the defaults of layers.py."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="layer_rules"
+    )
+    pattern = models.CharField(max_length=1000)
+    kind = models.CharField(
+        max_length=12, choices=RuleKind.choices, default=RuleKind.PATH
+    )
+    layer = models.CharField(max_length=12, choices=Layer.choices)
+    line = models.PositiveIntegerField(help_text="Precedence: a higher line wins.")
+
+    class Meta:
+        indexes = [
+            # ownership.project_rules reads them in line order.
+            models.Index(fields=["project", "line"], name="layerrule_order_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pattern} -> {self.layer}"
 
 
 # --- Digests and change notifications (issue 12) ------------------------------

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from django.db.models import Count, F, Field, Q, Sum, Value
 from django.db.models.functions import Coalesce, NullIf
 
+from flakewatch.layers import LAYERS
 from flakewatch.models import Case, CaseResult, CaseState, Project, SuiteState, Upload
 from flakewatch.outcomes import VERDICTS, Outcome, Status
 
@@ -44,6 +45,7 @@ class CaseRow:
     name: str
     file: str
     team: str | None
+    layer: str
     status: str
     flake_score: float
     flake_rate: float
@@ -101,6 +103,15 @@ class SuiteRow:
 
 
 @dataclass(frozen=True, slots=True)
+class LayerFigures:
+    """One layer's tests, flaky tests and flake rate (flaky runs / runs)."""
+
+    tests: int
+    flaky: int
+    flake_rate: float
+
+
+@dataclass(frozen=True, slots=True)
 class ProjectSummary:
     """A project's test counts per verdict, uploads and time lost to flakes."""
 
@@ -111,6 +122,8 @@ class ProjectSummary:
     tests_by_status: dict[str, int]
     uploads: int
     time_lost_to_flakiness_ms: float
+    unowned: int
+    layers: dict[str, LayerFigures]
 
 
 # CaseState columns read for a list row, under the names the API uses. A
@@ -141,7 +154,12 @@ _COMMITS = {
     "broken_since_commit",
     "duration_regressed_since_commit",
 }
-_CASE_COLUMNS = ("id", "suite", "classname", "name", "file")
+_CASE_COLUMNS = ("id", "suite", "classname", "name", "file", "layer")
+# The owning team's slug, through a LEFT JOIN by Team's primary key (an
+# alias may not reuse the field's own name; _with_state_defaults renames it).
+_TEAM = {"team_slug": F("team__slug")}
+# team= value that keeps the tests nobody owns.
+UNOWNED = "none"
 
 
 def _state_columns(columns: dict[str, str]) -> dict[str, Any]:
@@ -158,6 +176,7 @@ def _state_columns(columns: dict[str, str]) -> dict[str, Any]:
 def _with_state_defaults(
     row: dict[str, Any], columns: dict[str, str]
 ) -> dict[str, Any]:
+    row["team"] = row.pop("team_slug")
     if row["status"] is None:  # no CaseState row: status is never NULL in one
         for api, column in columns.items():
             if api not in _COMMITS:
@@ -172,6 +191,7 @@ def case_list(
     *,
     status: str | None = None,
     team: str | None = None,
+    layer: str | None = None,
     q: str | None = None,
     page: int = 1,
 ) -> Page[CaseRow]:
@@ -179,15 +199,24 @@ def case_list(
 
     ``status`` keeps tests with that verdict ("new" includes tests without a
     verdict yet); ``q`` keeps tests whose suite, classname, name or file
-    contains it, ignoring case; ``team`` keeps nothing until tests have
-    owners. Ties on the score go by id, so pages are stable. One statement
+    contains it, ignoring case; ``team`` keeps the tests of the team with
+    that slug (``UNOWNED``: the tests nobody owns); ``layer`` those of one
+    layer. Ties on the score go by id, so pages are stable. One statement
     (none when nothing can match); read-only.
     """
-    if team is not None or (q is not None and "\x00" in q):
-        # No test has an owner yet, and PostgreSQL text cannot hold NUL: no
-        # test can match either, so the database need not be asked.
+    if q is not None and "\x00" in q:
+        # PostgreSQL text cannot hold NUL: no test can match, so the
+        # database need not be asked.
         return Page(results=[], has_next=False)
     cases = Case.objects.filter(project=project)
+    # case_team_idx (project, team) and case_layer_idx (project, layer)
+    # narrow the project's tests before the sort below.
+    if team == UNOWNED:
+        cases = cases.filter(team__isnull=True)
+    elif team is not None:
+        cases = cases.filter(team__slug=team)
+    if layer is not None:
+        cases = cases.filter(layer=layer)
     if status is None or status == Status.NEW:
         if status == Status.NEW:
             cases = cases.filter(Q(state__isnull=True) | Q(state__status=Status.NEW))
@@ -216,13 +245,12 @@ def case_list(
     # One row beyond the page says whether another page follows, without a
     # COUNT over the project.
     rows = list(
-        cases.order_by(order, tie).values(*_CASE_COLUMNS, **_state_columns(_ROW_STATE))[
-            offset : offset + PAGE_SIZE + 1
-        ]
+        cases.order_by(order, tie).values(
+            *_CASE_COLUMNS, **_TEAM, **_state_columns(_ROW_STATE)
+        )[offset : offset + PAGE_SIZE + 1]
     )
     results = [
-        CaseRow(team=None, **_with_state_defaults(row, _ROW_STATE))
-        for row in rows[:PAGE_SIZE]
+        CaseRow(**_with_state_defaults(row, _ROW_STATE)) for row in rows[:PAGE_SIZE]
     ]
     return Page(results=results, has_next=len(rows) > PAGE_SIZE)
 
@@ -236,13 +264,12 @@ def case_detail(project: Project, *, case_id: int) -> CaseDetail | None:
     """
     row = (
         Case.objects.filter(project=project, pk=case_id)
-        .values(*_CASE_COLUMNS, **_state_columns(_DETAIL_STATE))
+        .values(*_CASE_COLUMNS, **_TEAM, **_state_columns(_DETAIL_STATE))
         .first()
     )
     if row is None:
         return None
     return CaseDetail(
-        team=None,
         history=_history(case_id),
         **_with_state_defaults(row, _DETAIL_STATE),
     )
@@ -332,13 +359,37 @@ def suite_list(
 
 
 def project_summary(project: Project) -> ProjectSummary:
-    """Return ``project``'s test counts per status, uploads and flaky time.
+    """Return ``project``'s test counts per status and layer, uploads, flaky time.
 
     ``time_lost_to_flakiness_ms`` sums the test time of uploads that re-ran a
-    job because of flaky failures. Three statements; read-only.
+    job because of flaky failures; ``layers`` gives each layer's tests,
+    flaky tests and flake rate (flaky runs over runs, 0 without runs);
+    ``unowned`` counts the tests no team owns. Three statements; read-only.
     """
-    # case_identity_uniq (project, identity_hash): an index-only count.
-    tests = Case.objects.filter(project=project).count()
+    # Reads the project's tests (case_layer_idx finds them) with their
+    # CaseState by primary key.
+    per_layer = (
+        Case.objects.filter(project=project)
+        .values_list("layer")
+        .annotate(
+            tests=Count("pk"),
+            flaky=Count("pk", filter=Q(state__status=Status.FLAKY)),
+            unowned=Count("pk", filter=Q(team__isnull=True)),
+            events=Coalesce(Sum("state__flake_events"), 0),
+            runs=Coalesce(Sum("state__runs"), 0),
+        )
+        .order_by()
+    )
+    layers: dict[str, LayerFigures] = {
+        value: LayerFigures(tests=0, flaky=0, flake_rate=0.0) for value in LAYERS
+    }
+    tests = unowned = 0
+    for layer, n, flaky, layer_unowned, events, runs in per_layer:
+        layers[layer] = LayerFigures(
+            tests=n, flaky=flaky, flake_rate=events / runs if runs else 0.0
+        )
+        tests += n
+        unowned += layer_unowned
     # casestate_status_idx (project, status, ...): an index-only count.
     judged = dict(
         CaseState.objects.filter(project=project)
@@ -364,4 +415,6 @@ def project_summary(project: Project) -> ProjectSummary:
         tests_by_status=by_status,
         uploads=uploads["count"],
         time_lost_to_flakiness_ms=uploads["lost"],
+        unowned=unowned,
+        layers=layers,
     )

@@ -9,15 +9,16 @@ do the same job.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from operator import itemgetter
+from typing import Any
 
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet
 
-from flakewatch import db
+from flakewatch import db, ownership
 from flakewatch.analytics.runs import StoredExecution
 from flakewatch.models import Case, CaseResult, FailureMessage, Upload
 
@@ -75,6 +76,7 @@ def store_results(
         {"first_seen_at": now},
         upload.project_id,
         cases,
+        extra=(["team_id", "layer"], ownership.assign_new),
     )
     message_ids = (
         _ensure_rows(
@@ -140,12 +142,20 @@ def _ensure_rows(
     constants: dict[str, datetime | str | int],
     project_id: int,
     wanted: Mapping[bytes, tuple[str, ...]],
+    *,
+    extra: tuple[
+        list[str], Callable[[int, list[tuple[Any, ...]]], list[tuple[Any, ...]]]
+    ]
+    | None = None,
 ) -> dict[bytes, int]:
     """Return ids of ``wanted`` rows by key, inserting the missing ones.
 
     ``wanted`` maps key to the values of ``text_columns``; ``constants`` are
     the same for every new row. One lookup for all keys; only the keys not
-    found travel, by binary COPY, and are inserted.
+    found travel, by binary COPY, and are inserted. ``extra`` is (columns,
+    function of the project id and the missing rows' values returning
+    theirs): per-row values computed for new rows only (a test's team and
+    layer).
     """
     if not wanted:
         return {}
@@ -157,9 +167,14 @@ def _ensure_rows(
         return ids
     missing = [k for k in wanted if k not in ids]
     staged = [key, *text_columns]
-    stage = db.copy_to_stage(
-        model, staged, ((k, *wanted[k]) for k in missing), binary=True
-    )
+    new_rows = [(k, *wanted[k]) for k in missing]
+    if extra is not None:
+        staged += extra[0]
+        values_of = extra[1](project_id, [wanted[k] for k in missing])
+        new_rows = [
+            (*row, *more) for row, more in zip(new_rows, values_of, strict=True)
+        ]
+    stage = db.copy_to_stage(model, staged, new_rows, binary=True)
     columns = ", ".join(["project_id", *staged, *constants])
     values = ", ".join(["%s", *staged, *["%s"] * len(constants)])
     with connection.cursor() as cursor:
@@ -199,6 +214,11 @@ def _store_by_orm(
     now: datetime,
 ) -> None:
     project_id = upload.project_id
+    known = _ids_by_key(
+        Case.objects.filter(project_id=project_id), "identity_hash", list(cases)
+    )
+    new = [key for key in cases if key not in known]
+    assigned = ownership.assign_new(project_id, [cases[key] for key in new])
     Case.objects.bulk_create(
         [
             Case(
@@ -209,8 +229,11 @@ def _store_by_orm(
                 name=name,
                 file=file,
                 first_seen_at=now,
+                team_id=team_id,
+                layer=layer,
             )
-            for key, (suite, classname, name, file) in cases.items()
+            for key, (team_id, layer) in zip(new, assigned, strict=True)
+            for suite, classname, name, file in (cases[key],)
         ],
         batch_size=ORM_BATCH,
         ignore_conflicts=True,

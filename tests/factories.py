@@ -15,6 +15,7 @@ from flakewatch.models import (
     CaseState,
     Project,
     SuiteState,
+    Team,
     Upload,
 )
 from flakewatch.outcomes import Outcome
@@ -57,6 +58,15 @@ class UploadFactory(DjangoModelFactory):
     build = factory.Sequence(lambda n: str(100 + n))
     job = "unit"
     idempotency_key = factory.Sequence(lambda n: f"key-{n}")
+
+
+class TeamFactory(DjangoModelFactory):
+    class Meta:
+        model = Team
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"team-{n}")
+    name = factory.LazyAttribute(lambda o: o.slug.title())
 
 
 class CaseFactory(DjangoModelFactory):

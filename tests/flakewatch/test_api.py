@@ -29,6 +29,7 @@ LIST_FIELDS = {
     "name",
     "file",
     "team",
+    "layer",
     "status",
     "flake_score",
     "flake_rate",
@@ -156,6 +157,7 @@ def test_list_shows_each_test_with_its_verdict_worst_first(client, project, read
         "name": "test_flaky",
         "file": "tests/test_mod.py",
         "team": None,
+        "layer": "unknown",
         "status": "flaky",
         "flake_score": 7.5,
         "flake_rate": 0.125,
@@ -174,6 +176,7 @@ def test_list_shows_each_test_with_its_verdict_worst_first(client, project, read
         "name": "test_unjudged",
         "file": "",
         "team": None,
+        "layer": "unknown",
         "status": "new",
         "flake_score": 0.0,
         "flake_rate": 0.0,
@@ -246,12 +249,13 @@ def test_q_matches_suite_classname_name_or_file_ignoring_case(
     assert names(get(client, url, read_token, q="a\x00b")) == []
 
 
-def test_team_filter_answers_nothing_until_tests_have_owners(
+def test_team_filter_of_an_unknown_team_answers_an_empty_list(
     client, project, read_token
 ):
     make_case(project, "test_a", state={"status": "flaky"})
     url = "/api/v1/projects/payments/tests"
     assert names(get(client, url, read_token, team="payments-core")) == []
+    assert names(get(client, url, read_token, team="none")) == ["test_a"]
     assert get(client, url, read_token).json()["results"][0]["team"] is None
 
 
@@ -530,6 +534,13 @@ def test_project_summary_counts_tests_uploads_and_flaky_time(
         },
         "uploads": 3,
         "time_lost_to_flakiness_ms": 350.5,
+        "unowned": 6,
+        "layers": {
+            "unit": {"tests": 0, "flaky": 0, "flake_rate": 0.0},
+            "integration": {"tests": 0, "flaky": 0, "flake_rate": 0.0},
+            "e2e": {"tests": 0, "flaky": 0, "flake_rate": 0.0},
+            "unknown": {"tests": 6, "flaky": 2, "flake_rate": 0.0},
+        },
     }
 
 

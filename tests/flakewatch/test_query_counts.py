@@ -11,12 +11,14 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from flakewatch.layers import LAYERS
 from flakewatch.outcomes import Outcome
 from tests.factories import (
     CaseFactory,
     CaseResultFactory,
     CaseStateFactory,
     SuiteStateFactory,
+    TeamFactory,
     UploadFactory,
 )
 
@@ -45,9 +47,14 @@ def read(client, read_token):
 
 
 def add_tests(project, size: int) -> None:
+    team = TeamFactory(slug="payments")
     for i in range(size):
         CaseStateFactory(
-            case=CaseFactory(project=project),
+            case=CaseFactory(
+                project=project,
+                team=team if i % 2 else None,
+                layer=LAYERS[i % len(LAYERS)],
+            ),
             status=STATUSES[i % len(STATUSES)],
             flake_score=i / 100,
         )
@@ -56,8 +63,17 @@ def add_tests(project, size: int) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"status": "flaky"}, {"q": "test_"}, {"page": "2"}],
-    ids=["all", "status", "q", "page-2"],
+    [
+        {},
+        {"status": "flaky"},
+        {"q": "test_"},
+        {"page": "2"},
+        {"team": "payments"},
+        {"team": "none"},
+        {"layer": "unit"},
+        {"team": "payments", "layer": "unit", "status": "flaky"},
+    ],
+    ids=["all", "status", "q", "page-2", "team", "unowned", "layer", "combined"],
 )
 def test_the_test_list_runs_two_queries_at_any_size(project, read, params):
     counts = []

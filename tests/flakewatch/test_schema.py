@@ -74,7 +74,9 @@ def test_schema_is_public_and_lists_every_endpoint(client, db):
     assert operations == OPERATIONS
     tests = document["paths"]["/api/v1/projects/{slug}/tests"]["get"]
     team = next(p for p in tests["parameters"] if p["name"] == "team")
-    assert "no owners yet" in team["description"]
+    assert "'none'" in team["description"]
+    layer = next(p for p in tests["parameters"] if p["name"] == "layer")
+    assert set(layer["schema"]["enum"]) == {"unit", "integration", "e2e", "unknown"}
     case = document["components"]["schemas"]["Case"]
     assert case["properties"]["team"]["nullable"] is True
     assert case["properties"]["duration_p50"]["nullable"] is True
