@@ -95,6 +95,18 @@ STATIC_ROOT = DATA_DIR / "static"  # collectstatic's target (the Docker image)
 # Without collectstatic (make run, tests), serve straight from the apps; the
 # middleware then skips the missing STATIC_ROOT instead of warning about it.
 WHITENOISE_USE_FINDERS = True
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "flakewatch.plotly_static.PlotlyFinder",  # plotly.js from the plotly package
+]
+
+# --- The pages (flakewatch/views.py) --------------------------------------------
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+# Read-only pages without a login, for a trusted network only.
+FLAKEWATCH_PUBLIC_PAGES = env.bool("FLAKEWATCH_PUBLIC_PAGES", default=False)
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
