@@ -117,7 +117,9 @@ def populate(project, tests: int, *, xss: bool = True) -> dict:
             )
         )
         for j, upload in enumerate(uploads):
-            failed = status == "broken" and j >= 5 or status == "flaky" and j in (2, 6)
+            failed = (status == "broken" and j >= 5) or (
+                status == "flaky" and j in (2, 6)
+            )
             results.append(
                 CaseResult(
                     case=case,
@@ -136,7 +138,7 @@ def populate(project, tests: int, *, xss: bool = True) -> dict:
                         retry_index=1,
                         outcome=Outcome.PASSED,
                         duration_ms=100.0,
-                    )  # fmt: skip
+                    )
                 )
                 failures.append(
                     CommitFailure(
@@ -158,7 +160,7 @@ def populate(project, tests: int, *, xss: bool = True) -> dict:
                     runs=1,
                     failures=int(failed),
                     duration_total_ms=100.0,
-                )  # fmt: skip
+                )
             )
     CaseState.objects.bulk_create(states)
     CaseResult.objects.bulk_create(results)
@@ -173,6 +175,6 @@ def populate(project, tests: int, *, xss: bool = True) -> dict:
             "duration_p50_ms": 1200.0,
             "total_duration_ms": 9600.0,
             "recent_durations": states[0].recent_durations,
-        },  # fmt: skip
+        },
     )
     return {"flaky": cases[0].pk, "suite": suite.pk, "cases": [c.pk for c in cases]}

@@ -12,7 +12,7 @@ from flakewatch import demo
 from flakewatch.models import CaseResult, Project, Team, Upload
 from flakewatch.views import CONTENT_SECURITY_POLICY
 from tests.factories import ProjectFactory
-from tests.pages_data import XSS_NAME, populate
+from tests.pages_data import populate
 
 ESCAPED = "&lt;img src=x onerror=alert(1)&gt;"
 
