@@ -15,13 +15,16 @@ so no deployment gets a login nobody chose.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from flakewatch import db
@@ -29,6 +32,9 @@ from flakewatch.analysis import analyze_upload
 from flakewatch.models import Case, CaseResult, Project, Team, Upload
 from flakewatch.results import identity_hash
 from flakewatch.synthetic_history import History, generate_history
+
+if TYPE_CHECKING:
+    from ingest.services import ReceivedFile, UploadMetadata
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Demo: Acme Shop (generated history)"
@@ -46,6 +52,7 @@ DEMO_TEAMS = {
     "go": ("demo-platform", "Platform"),
 }
 UNOWNED_EVERY = 3
+LOCKED_ATTEMPTS = 10
 
 
 class DemoLoginRefused(Exception):
@@ -126,14 +133,12 @@ def load_demo(*, progress: Callable[[int, int], None] | None = None) -> Project:
             [request.body],
             budget=settings.FLAKEWATCH_MAX_UPLOAD_BYTES,
         )
-        upload, _ = services.accept_upload(
-            project=project, meta=meta, files=[received], enqueue=False
-        )
-        services.process_upload(upload.pk, enqueue_analysis=False)
+        # Both steps are safe to repeat.
+        _when_unlocked(partial(_store, project, meta, received))
         if progress:
             progress(done, total)
     _analyse_all(project)
-    _assign_teams(project, history)
+    _when_unlocked(partial(_assign_teams, project, history))
     return project
 
 
@@ -151,13 +156,40 @@ def _fewer_syncs() -> None:
             cursor.execute("PRAGMA synchronous = OFF")
 
 
+def _store(project: Project, meta: UploadMetadata, received: ReceivedFile) -> None:
+    """Store and process one upload in this process (no task is sent)."""
+    from ingest import services
+
+    upload, _ = services.accept_upload(
+        project=project, meta=meta, files=[received], enqueue=False
+    )
+    services.process_upload(upload.pk, enqueue_analysis=False)
+
+
 def _analyse_all(project: Project) -> None:
     """Analyse the waiting uploads; each call takes a batch in run order."""
     waiting = Upload.objects.filter(
         project=project, status=Upload.Status.DONE, analyzed_at__isnull=True
     )
     while (first := waiting.order_by("run_at", "id").first()) is not None:
-        analyze_upload(first.pk)
+        _when_unlocked(partial(analyze_upload, first.pk))
+
+
+def _when_unlocked(step: Callable[[], None]) -> None:
+    """Run ``step``, again if SQLite found the database locked.
+
+    On the embedded default the demo loads while the server answers; when
+    both want to write, SQLite may refuse one at once ("database is
+    locked") rather than wait. Every step here is safe to repeat.
+    """
+    for attempt in range(1, LOCKED_ATTEMPTS + 1):
+        try:
+            step()
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc) or attempt == LOCKED_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)  # let the other writer commit
 
 
 def _assign_teams(project: Project, history: History) -> None:

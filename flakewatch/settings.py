@@ -74,7 +74,11 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", 6
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default serves a few users; a busy timeout keeps the request
     # thread and the in-process task from failing on each other's write lock.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+    # IMMEDIATE: a transaction takes the write lock when it begins, so it
+    # waits out the timeout; a deferred one that writes after reading is
+    # refused at once ("database is locked") while another writes, as the
+    # upload API was while the demo loaded.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 elif SECRET_KEY == DEV_SECRET_KEY and not env.bool(
     "FLAKEWATCH_ALLOW_DEV_SECRET", False
