@@ -444,7 +444,7 @@ def overview(
     those with a failure of a test now judged flaky (CommitFailure, one row
     per failing commit and job); time lost sums CI re-runs caused by flaky
     failures per week. ``filters.branch`` narrows both; ``filters.team``
-    the counts. Eight statements.
+    the counts. Nine statements.
     """
     since = filters.since(now or timezone.now())
     cases = _team_cases(project, filters.team)
@@ -776,7 +776,7 @@ def _durations(series: list[Any]) -> list[tuple[str, float]]:
 def suite_page(project: Project, suite_id: int) -> SuitePage | None:
     """Return a suite of ``project`` with its slowest tests, or None.
 
-    Two statements; the second reads the project's tests of that suite.
+    Three statements; the second reads the project's tests of that suite.
     """
     suite = SuiteState.objects.filter(project=project, pk=suite_id).first()
     if suite is None:
