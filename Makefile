@@ -17,8 +17,12 @@ $(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(BIN)/pip install --quiet -e ".[dev]" -c $(CONSTRAINTS)
 	touch $@
 
+# On the embedded default, loaddemo --first-start prints the demo login and, on
+# a database without projects, loads the demo in the background (never on
+# PostgreSQL: production gets no demo login).
 run: $(BIN)/.installed
 	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py loaddemo --first-start
 	$(BIN)/python manage.py runserver --noreload 127.0.0.1:8000
 
 lint: $(BIN)/.installed

@@ -98,7 +98,8 @@ def digest_period(now: datetime | None = None) -> Period:
 
 def team_url(project: str, team: str) -> str:
     """Return the absolute URL of a team's page in a project."""
-    return f"{settings.FLAKEWATCH_BASE_URL}/projects/{project}/teams/{team}/"
+    path = reverse("team", kwargs={"slug": project, "team": team})
+    return f"{settings.FLAKEWATCH_BASE_URL}{path}"
 
 
 def unsubscribe_token(team: Team, address: str) -> str:

@@ -33,6 +33,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from flakewatch import dispatch
@@ -148,7 +149,8 @@ class ChangeItem:
 
 def case_url(project_slug: str, case_id: int) -> str:
     """Return the absolute URL of a test's dashboard page."""
-    return f"{settings.FLAKEWATCH_BASE_URL}/projects/{project_slug}/tests/{case_id}/"
+    path = reverse("test", kwargs={"slug": project_slug, "case_id": case_id})
+    return f"{settings.FLAKEWATCH_BASE_URL}{path}"
 
 
 def deliver_notifications(webhook_id: int, upload_id: int) -> None:

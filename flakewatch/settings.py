@@ -75,7 +75,11 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", 6
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default serves a few users; a busy timeout keeps the request
     # thread and the in-process task from failing on each other's write lock.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+    # IMMEDIATE: a transaction takes the write lock when it begins, so it
+    # waits out the timeout; a deferred one that writes after reading is
+    # refused at once ("database is locked") while another writes, as the
+    # upload API was while the demo loaded.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 elif SECRET_KEY == DEV_SECRET_KEY and not env.bool(
     "FLAKEWATCH_ALLOW_DEV_SECRET", False
@@ -96,6 +100,18 @@ STATIC_ROOT = DATA_DIR / "static"  # collectstatic's target (the Docker image)
 # Without collectstatic (make run, tests), serve straight from the apps; the
 # middleware then skips the missing STATIC_ROOT instead of warning about it.
 WHITENOISE_USE_FINDERS = True
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "flakewatch.plotly_static.PlotlyFinder",  # plotly.js from the plotly package
+]
+
+# --- The pages (flakewatch/views.py) --------------------------------------------
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+# Read-only pages without a login, for a trusted network only.
+FLAKEWATCH_PUBLIC_PAGES = env.bool("FLAKEWATCH_PUBLIC_PAGES", default=False)
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)

@@ -208,12 +208,12 @@ def test_digest_reaches_each_address_once_with_both_parts_and_headers(inbox, pay
     assert link.startswith(f"{BASE}/digests/unsubscribe/")
     text, html = parts(message)
     for case in ("new_flaky", "old_flaky", "broken", "fixed"):
-        url = f"{BASE}/projects/shop/tests/{payments[case].pk}/"
+        url = f"{BASE}/p/shop/tests/{payments[case].pk}/"
         assert url in text and f'href="{url}"' in html
     assert f"/tests/{payments['stranger'].pk}/" not in text
     assert "41 min of CI re-runs for flaky failures, 21 min more" in text
     assert "1 test nobody owns" in text and "1 test nobody owns" in html
-    assert f"{BASE}/projects/shop/teams/payments/" in html
+    assert f"{BASE}/p/shop/teams/payments/" in html
     # Report text is escaped in HTML and kept as it is in the text part.
     assert HOSTILE in text
     assert "<script" not in html and "<img" not in html
@@ -408,7 +408,7 @@ def test_digest_command_previews_text_writes_html_and_sends(
     )
     printed = capsys.readouterr().out
     assert printed.startswith("Subject: payments: 1 new flaky test")
-    assert f"{BASE}/projects/shop/tests/{payments['fixed'].pk}/" in printed
+    assert f"{BASE}/p/shop/tests/{payments['fixed'].pk}/" in printed
     assert out.read_text().startswith("<!DOCTYPE html>")
     assert inbox.messages == []
 

@@ -136,7 +136,7 @@ def test_tests_turning_flaky_post_one_signed_message_per_batch(
     assert message["text"] == "payments: 2 new flaky"
     listed = message["blocks"][1]["text"]["text"]
     for case_id in flaky:
-        assert f"<{BASE}/projects/payments/tests/{case_id}/|" in listed
+        assert f"<{BASE}/p/payments/tests/{case_id}/|" in listed
     assert listed.count(" is flaky (was ") == 2
     assert set(
         NotificationDelivery.objects.values_list("webhook", "upload", "status")
@@ -193,7 +193,7 @@ def test_json_webhook_gets_an_event_and_a_5xx_is_retried_after_backoff(
             "old_status": "flaky",
             "new_status": "fixed",
             "changed_at": upload.run_at.isoformat(),
-            "url": f"{BASE}/projects/payments/tests/{case.pk}/",
+            "url": f"{BASE}/p/payments/tests/{case.pk}/",
         }
     ]
     assert NotificationDelivery.objects.get().status == DeliveryStatus.SENT
