@@ -8,7 +8,7 @@ import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, assume, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (
     negative_data_rejection,
@@ -216,6 +216,12 @@ def test_every_answer_matches_the_schema(
     case.call_and_validate()
 
 
+def _holds_nul(body: object) -> bool:
+    if isinstance(body, dict):
+        return any(isinstance(v, str) and "\x00" in v for v in body.values())
+    return False
+
+
 @upload_schema.parametrize()
 @settings(
     max_examples=40,
@@ -231,6 +237,9 @@ def test_every_upload_answer_matches_the_schema(
     # body: required there (and a drawn string is no XML report), ignored
     # with a multipart one. tests/ingest/test_api.py covers both by hand.
     if case.media_type == "multipart/form-data":
+        # Schemathesis draws multipart text that breaks the fields' no-NUL
+        # pattern and still calls it schema-valid; such a draw is no valid case.
+        assume(not _holds_nul(case.body))
         excluded = [negative_data_rejection]
     else:
         excluded = [positive_data_acceptance]
