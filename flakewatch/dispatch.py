@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 PROCESS_UPLOAD = "ingest.process_upload"
 REQUEUE_STALE_UPLOADS = "ingest.requeue_stale_uploads"
 ANALYZE_UPLOAD = "flakewatch.analyze_upload"
+PRUNE_RAW_DATA = "flakewatch.prune_raw_data"
 
 # Redis serves two priority levels (settings: priority_steps) and takes 0
 # first: analyses go last, so a worker ingests every waiting upload first.

@@ -5,7 +5,7 @@ Task names are wire format: never rename one without leaving an alias.
 
 from celery import shared_task
 
-from flakewatch import analysis, dispatch
+from flakewatch import analysis, dispatch, retention
 
 
 # Lowest priority (settings: priority_steps): ingesting comes first.
@@ -16,3 +16,8 @@ from flakewatch import analysis, dispatch
 )
 def analyze_upload_task(upload_id: int) -> None:
     analysis.analyze_upload(upload_id)
+
+
+@shared_task(name=dispatch.PRUNE_RAW_DATA, **dispatch.RETRY_POLICY)
+def prune_raw_data_task() -> None:
+    retention.prune_raw_data()
