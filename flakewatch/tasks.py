@@ -20,4 +20,5 @@ def analyze_upload_task(upload_id: int) -> None:
 
 @shared_task(name=dispatch.PRUNE_RAW_DATA, **dispatch.RETRY_POLICY)
 def prune_raw_data_task() -> None:
+    """Prune raw data past its retention (beat: nightly, flakewatch/celery.py)."""
     retention.prune_raw_data()
