@@ -9,7 +9,9 @@ COPY templates ./templates
 # The runtime dependencies only (no [dev]), at the versions CI tested.
 RUN pip install --no-cache-dir -c constraints.txt . \
     && useradd --system --home /app flakewatch \
-    && mkdir -p /app/var && chown flakewatch /app/var
+    && mkdir -p /app/var /app/metrics && chown flakewatch /app/var /app/metrics
+# /app/metrics: PROMETHEUS_MULTIPROC_DIR in compose; a new named volume takes
+# this directory's owner, so the unprivileged user can write it.
 USER flakewatch
 RUN DJANGO_SECRET_KEY=build python manage.py collectstatic --no-input
 EXPOSE 8000

@@ -34,7 +34,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from flakewatch import daily_stats, db, evidence, notifications, states
+from flakewatch import daily_stats, db, evidence, metrics, notifications, states
 from flakewatch.analytics.runs import fold_runs, incident_cases, suite_durations_of
 from flakewatch.models import (
     Case,
@@ -82,19 +82,20 @@ def analyze_upload(upload_id: int) -> None:
     project_id = waiting.values_list("project_id", flat=True).first()
     if project_id is None:
         return
-    while True:
-        with transaction.atomic():
-            # The project lock first, then the rows: recompute takes them in
-            # this order too, so the two never deadlock.
-            lock_project(project_id)
-            if not waiting.exists():
+    with metrics.ANALYSIS_SECONDS.time():
+        while True:
+            with transaction.atomic():
+                # The project lock first, then the rows: recompute takes them
+                # in this order too, so the two never deadlock.
+                lock_project(project_id)
+                if not waiting.exists():
+                    return
+                batch = _waiting_batch(project_id)
+                changes = apply_uploads(batch)
+                _mark_analysed(batch, timezone.now())
+                notifications.record_changes(batch[-1], changes)
+            if any(upload.pk == upload_id for upload in batch):
                 return
-            batch = _waiting_batch(project_id)
-            changes = apply_uploads(batch)
-            _mark_analysed(batch, timezone.now())
-            notifications.record_changes(batch[-1], changes)
-        if any(upload.pk == upload_id for upload in batch):
-            return
 
 
 def _waiting_batch(project_id: int) -> list[Upload]:

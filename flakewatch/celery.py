@@ -1,10 +1,14 @@
 """The Celery application; tasks live in each app's ``tasks.py``."""
 
 import os
+from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
 from celery.schedules import crontab
+from celery.signals import task_postrun, task_prerun
 from kombu import Queue
+
+from flakewatch import logs
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flakewatch.settings")
 
@@ -59,3 +63,35 @@ def schedule_digests(sender: Celery, **kwargs: object) -> None:
         name="resend pending notifications",
         expires=10 * 60,
     )
+
+
+# Nightly at 03:17 UTC (crontab(hour=3, minute=17)): off the hour, when CI is
+# quiet. expires: a prune not started within 20 hours waits for the next.
+app.conf.beat_schedule = {
+    "prune raw data": {
+        "task": "flakewatch.prune_raw_data",
+        "schedule": crontab(hour="3", minute="17"),
+        "options": {"expires": 20 * 3600},
+    },
+}
+
+# The pipeline's tasks take an upload id first: every line they log carries it.
+UPLOAD_TASKS = {"ingest.process_upload", "flakewatch.analyze_upload"}
+_upload_bindings: dict[str, object] = {}
+
+
+@task_prerun.connect
+def bind_task_upload(
+    task_id: str, task: Task[Any, Any], args: tuple[Any, ...], **kwargs: object
+) -> None:
+    """Tag the logs of an upload's task with its upload id."""
+    if task.name in UPLOAD_TASKS and args:
+        _upload_bindings[task_id] = logs.bind_upload(int(args[0]))
+
+
+@task_postrun.connect
+def unbind_task_upload(task_id: str, **kwargs: object) -> None:
+    """Stop tagging once the task has returned."""
+    token = _upload_bindings.pop(task_id, None)
+    if token is not None:
+        logs.unbind_upload(token)

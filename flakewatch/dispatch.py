@@ -25,6 +25,7 @@ SEND_DUE_DIGESTS = "flakewatch.send_due_digests"
 SEND_WEEKLY_DIGEST = "flakewatch.send_weekly_digest"
 DELIVER_NOTIFICATIONS = "flakewatch.deliver_notifications"
 RESEND_PENDING_NOTIFICATIONS = "flakewatch.resend_pending_notifications"
+PRUNE_RAW_DATA = "flakewatch.prune_raw_data"
 
 # Redis serves two priority levels (settings: priority_steps) and takes 0
 # first: analyses go last, so a worker ingests every waiting upload first.

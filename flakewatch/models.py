@@ -125,6 +125,9 @@ class Upload(models.Model):
     reran_for_flakes = models.BooleanField(default=False)
     # Set in the transaction that adds the upload to the analytics: once only.
     analyzed_at = models.DateTimeField(null=True, blank=True)
+    # When retention deleted its executions (flakewatch/retention.py); its
+    # contribution to rollups, states and evidence stays.
+    results_pruned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -166,6 +169,13 @@ class Upload(models.Model):
                 fields=["project", "run_at", "id"],
                 name="upload_waiting_idx",
                 condition=models.Q(status="done", analyzed_at__isnull=True),
+            ),
+            # Uploads whose executions retention has yet to prune, in run
+            # order: retention._prunable_uploads. Holds the retention period.
+            models.Index(
+                fields=["run_at"],
+                name="upload_unpruned_idx",
+                condition=models.Q(status="done", results_pruned_at__isnull=True),
             ),
         ]
 

@@ -232,13 +232,60 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- Operations: metrics, retention, logs ---------------------------------------
+# /metrics answers a request with "Authorization: Bearer <token>" when a token
+# is set, or one from these networks (the client address Django sees: behind
+# a proxy, the proxy's). flakewatch/health.py.
+FLAKEWATCH_METRICS_TOKEN = env("FLAKEWATCH_METRICS_TOKEN", default="")
+FLAKEWATCH_METRICS_ALLOW_NETWORKS = env.list(
+    "FLAKEWATCH_METRICS_ALLOW_NETWORKS", default=["127.0.0.0/8", "::1/128"]
+)
+# A directory every web and worker process shares (compose: a volume), for
+# prometheus_client's multiprocess mode: /metrics then sums what each worker
+# counted (durations, digests, notifications). Empty: this process only, right
+# for the embedded default. prometheus_client reads the variable itself.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
+# Days the stored report files and the raw executions are kept (0: forever);
+# the nightly prune (flakewatch/retention.py) deletes older ones. Verdicts read
+# raw executions within their 90-day window (flakewatch.states.WINDOW), so a
+# shorter result retention would change answers and is refused.
+FLAKEWATCH_RAW_PAYLOAD_RETENTION_DAYS = env.int(
+    "FLAKEWATCH_RAW_PAYLOAD_RETENTION_DAYS", 30
+)
+FLAKEWATCH_RAW_RESULT_RETENTION_DAYS = env.int(
+    "FLAKEWATCH_RAW_RESULT_RETENTION_DAYS", 0
+)
+MIN_RAW_RESULT_RETENTION_DAYS = 90
+if FLAKEWATCH_RAW_PAYLOAD_RETENTION_DAYS < 0 or (
+    0 < FLAKEWATCH_RAW_RESULT_RETENTION_DAYS < MIN_RAW_RESULT_RETENTION_DAYS
+    or FLAKEWATCH_RAW_RESULT_RETENTION_DAYS < 0
+):
+    raise environ.ImproperlyConfigured(
+        "FLAKEWATCH_RAW_PAYLOAD_RETENTION_DAYS must be 0 (keep forever) or more, "
+        "and FLAKEWATCH_RAW_RESULT_RETENTION_DAYS 0 (keep forever) or at least "
+        f"{MIN_RAW_RESULT_RETENTION_DAYS} (the verdicts' window)."
+    )
+
+# plain: one human-readable line a record; json: one JSON object a line, with
+# the upload id on every line the pipeline writes (flakewatch/logs.py).
+FLAKEWATCH_LOG_FORMAT = env("FLAKEWATCH_LOG_FORMAT", default="plain")
+if FLAKEWATCH_LOG_FORMAT not in {"plain", "json"}:
+    raise environ.ImproperlyConfigured("FLAKEWATCH_LOG_FORMAT must be plain or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"upload": {"()": "flakewatch.logs.UploadContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "flakewatch.logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": FLAKEWATCH_LOG_FORMAT,
+            "filters": ["upload"],
+        }
+    },
     "root": {
         "handlers": ["console"],
         "level": env("FLAKEWATCH_LOG_LEVEL", default="INFO"),

@@ -5,7 +5,7 @@ Task names are wire format: never rename one without leaving an alias.
 
 from celery import shared_task
 
-from flakewatch import analysis, digests, dispatch, notifications
+from flakewatch import analysis, digests, dispatch, notifications, retention
 
 
 # Lowest priority (settings: priority_steps): ingesting comes first.
@@ -55,3 +55,9 @@ def send_due_digests_task() -> None:
 def resend_pending_notifications_task() -> None:
     """Post again the notifications whose backoff is over."""
     notifications.resend_pending_notifications()
+
+
+@shared_task(name=dispatch.PRUNE_RAW_DATA, **dispatch.RETRY_POLICY)
+def prune_raw_data_task() -> None:
+    """Prune raw data past its retention (beat: nightly, flakewatch/celery.py)."""
+    retention.prune_raw_data()

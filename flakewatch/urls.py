@@ -26,6 +26,8 @@ urlpatterns = [
     path("p/<slug:slug>/suites/<int:suite_id>/", views.suite_detail, name="suite"),
     path("p/<slug:slug>/teams/<slug:team>/", views.team_dashboard, name="team"),
     path("p/<slug:slug>/ownership/", views.ownership, name="ownership"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics_view, name="metrics"),
 ]
 
 handler404 = "flakewatch.errors.not_found"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import time
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from flakewatch import db, dispatch, results
+from flakewatch import db, dispatch, metrics, results
 from flakewatch.analysis import analyze_upload
 from flakewatch.analytics.signatures import failure_signature
 from flakewatch.models import Project, Upload, UploadFile
@@ -305,6 +306,7 @@ def process_upload(upload_id: int, *, enqueue_analysis: bool = True) -> None:
     """
     if not _begin_processing(upload_id):
         return
+    started = time.monotonic()
     with transaction.atomic():
         upload = Upload.objects.select_for_update().get(pk=upload_id)
         if upload.status != Upload.Status.PROCESSING:
@@ -346,6 +348,7 @@ def process_upload(upload_id: int, *, enqueue_analysis: bool = True) -> None:
                 "finished_at",
             ]
         )
+    metrics.INGEST_SECONDS.observe(time.monotonic() - started)
     logger.info("upload %s", upload.status, extra={"upload_id": upload_id})
 
 

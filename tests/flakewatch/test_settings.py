@@ -302,3 +302,104 @@ def test_constraints_pin_every_declared_dependency():
     }
     missing = declared_distributions() - pinned
     assert missing == set(), "refresh the pins: make constraints"
+
+
+# --- Operations: retention, the nightly prune, scaling --------------------------
+
+READ_PRUNE = """
+import json
+from flakewatch.celery import app
+app.finalize()
+entry = app.conf.beat_schedule["prune raw data"]
+print(json.dumps({
+    "type": type(entry["schedule"]).__name__,
+    "minutes": sorted(entry["schedule"].minute),
+    "hours": sorted(entry["schedule"].hour),
+    "task": entry["task"],
+    "expires": entry["options"]["expires"],
+}))
+"""
+
+
+def test_beat_prunes_nightly_on_a_crontab_that_expires_before_the_next():
+    result = run_python(READ_PRUNE, {})
+    assert result.returncode == 0, result.stderr
+    entry = json.loads(result.stdout.strip().splitlines()[-1])
+    assert entry == {
+        "type": "crontab",
+        "minutes": [17],
+        "hours": [3],
+        "task": "flakewatch.prune_raw_data",
+        "expires": 20 * 3600,
+    }
+
+
+def test_the_prune_task_is_registered_under_its_wire_name():
+    code = (
+        "import django; django.setup(); from flakewatch.celery import app; "
+        "app.loader.import_default_modules(); "
+        "print('flakewatch.prune_raw_data' in app.tasks)"
+    )
+    result = run_python(code, {})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "True"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("FLAKEWATCH_RAW_RESULT_RETENTION_DAYS", "30"),
+        ("FLAKEWATCH_RAW_RESULT_RETENTION_DAYS", "-1"),
+        ("FLAKEWATCH_RAW_PAYLOAD_RETENTION_DAYS", "-1"),
+    ],
+)
+def test_a_retention_that_would_change_answers_is_refused(name, value):
+    result = run_python(READ_DEBUG, {name: value})
+    assert result.returncode != 0
+    assert "FLAKEWATCH_RAW_RESULT_RETENTION_DAYS 0 (keep forever)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("payload", "result"), [("0", "0"), ("1", "90"), ("30", "365")]
+)
+def test_retention_zero_or_past_the_window_is_accepted(payload, result):
+    code = "from django.conf import settings; print(settings.FLAKEWATCH_RAW_RESULT_RETENTION_DAYS)"
+    answer = run_python(
+        code,
+        {"FLAKEWATCH_RAW_PAYLOAD_RETENTION_DAYS": payload,
+         "FLAKEWATCH_RAW_RESULT_RETENTION_DAYS": result},
+    )  # fmt: skip
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.strip() == result
+
+
+def test_the_minimum_result_retention_is_the_verdicts_window():
+    from django.conf import settings
+
+    from flakewatch import states
+
+    assert settings.MIN_RAW_RESULT_RETENTION_DAYS == states.WINDOW.days
+
+
+def test_compose_workers_scale_and_beat_does_not():
+    services = compose_services()
+    assert [n for n, s in services.items() if "container_name" in s] == []
+    assert "ports" not in services["worker"]
+    assert services["beat"]["deploy"]["replicas"] == 1
+    assert "pgdata:/var/lib/postgresql/data" in services["postgres"]["volumes"]
+    # Web and every worker share the multiprocess metrics directory.
+    for name in ("web", "worker"):
+        svc = services[name]
+        directory = svc["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+        assert f"metrics:{directory}" in svc["volumes"]
+    assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
+
+
+def test_dockerfile_installs_runtime_only_as_a_non_root_user():
+    lines = (stack.ROOT / "Dockerfile").read_text().splitlines()
+    dockerfile = "\n".join(line for line in lines if not line.startswith("#"))
+    assert re.search(r"pip install .*-c constraints\.txt \.\s", dockerfile)
+    assert "[dev]" not in dockerfile
+    assert re.search(r"^USER flakewatch$", dockerfile, re.MULTILINE)
+    user_at = dockerfile.index("USER flakewatch")
+    assert dockerfile.index("collectstatic") > user_at
