@@ -19,6 +19,7 @@ from django.db.models import Count, F, Max, Q, QuerySet, Sum, Value, Window
 from django.db.models.functions import Coalesce, RowNumber, TruncDate
 from django.utils import timezone
 
+from flakewatch import queries
 from flakewatch.analytics import durations
 from flakewatch.models import (
     Case,
@@ -823,13 +824,14 @@ def ownership(project: Project) -> Ownership:
 def search(project: Project, filters: Filters, *, page: int = 1) -> SearchPage:
     """Return a page of ``project``'s tests matching ``filters``.
 
-    ``filters.q`` matches test names, ignoring case (on PostgreSQL the
-    trigram index case_name_trgm_idx serves it); ``status`` "slow" keeps
+    ``filters.q`` matches a test's suite, classname, name or file, ignoring
+    case, as the API's ``q=`` does (``queries.contains_text``: on PostgreSQL
+    the trigram index case_search_trgm_idx serves it); ``status`` "slow" keeps
     tests whose duration regressed. One statement.
     """
     cases = _team_cases(project, filters.team)
     if filters.q:
-        cases = cases.filter(name__icontains=filters.q)
+        cases = cases.filter(queries.contains_text(filters.q))
     if filters.status == "slow":
         cases = cases.filter(state__duration_regressed=True)
     elif filters.status == Status.NEW:

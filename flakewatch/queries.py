@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from django.db.models import Count, F, Field, Q, Sum, Value
+from django.db.models import BooleanField, Count, F, Field, Q, Sum, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, NullIf
 
+from flakewatch import db
 from flakewatch.layers import LAYERS
 from flakewatch.models import Case, CaseResult, CaseState, Project, SuiteState, Upload
 from flakewatch.outcomes import VERDICTS, Outcome, Status
@@ -23,6 +25,13 @@ from flakewatch.outcomes import VERDICTS, Outcome, Status
 PAGE_SIZE = 50
 HISTORY_LENGTH = 50
 SUITE_ORDERS = ("slowest", "name")
+# The searched text of a test, exactly as case_search_trgm_idx (migration
+# 0005_trigram) indexes it: the four columns joined by a unit separator.
+_CASE = f'"{Case._meta.db_table}"'
+SEARCH_TEXT = " || E'\\x1f' || ".join(
+    f"{_CASE}.{column}" for column in ("suite", "classname", "name", "file")
+)
+_LIKE_ESCAPES = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
 
 T = TypeVar("T")
 
@@ -234,13 +243,7 @@ def case_list(
         order = F("state__flake_score").desc()
         tie = "state__case"
     if q:
-        # No index serves a substring match: this filters the rows read above.
-        cases = cases.filter(
-            Q(name__icontains=q)
-            | Q(classname__icontains=q)
-            | Q(suite__icontains=q)
-            | Q(file__icontains=q)
-        )
+        cases = cases.filter(contains_text(q))
     offset = (page - 1) * PAGE_SIZE
     # One row beyond the page says whether another page follows, without a
     # COUNT over the project.
@@ -253,6 +256,27 @@ def case_list(
         CaseRow(**_with_state_defaults(row, _ROW_STATE)) for row in rows[:PAGE_SIZE]
     ]
     return Page(results=results, has_next=len(rows) > PAGE_SIZE)
+
+
+def contains_text(q: str) -> Q:
+    """Return a filter for tests whose suite, classname, name or file has ``q``.
+
+    On PostgreSQL, ``SEARCH_TEXT ILIKE '%q%'`` is served by
+    case_search_trgm_idx (a bitmap scan of the matching tests, then the
+    project filter); the per-column test after it keeps a match from
+    spanning two columns. SQLite reads the project's tests.
+    """
+    per_column = (
+        Q(name__icontains=q)
+        | Q(classname__icontains=q)
+        | Q(suite__icontains=q)
+        | Q(file__icontains=q)
+    )
+    if not db.is_postgresql():
+        return per_column
+    pattern = "%" + q.translate(_LIKE_ESCAPES) + "%"
+    indexed = RawSQL(f"({SEARCH_TEXT}) ILIKE %s", [pattern], BooleanField())
+    return Q(indexed) & per_column
 
 
 def case_detail(project: Project, *, case_id: int) -> CaseDetail | None:

@@ -135,6 +135,16 @@ class UploadSerializer(serializers.Serializer[Upload]):
     warnings = serializers.ListField(
         child=serializers.CharField(), help_text="Repairs made while reading."
     )
+    analyzed = serializers.SerializerMethodField(
+        help_text=(
+            "Whether the verdicts include this upload (its analysis committed); "
+            "a CI gate reading verdicts waits for true."
+        )
+    )
+
+    def get_analyzed(self, upload: Upload) -> bool:
+        """Tell whether the upload's analysis has committed."""
+        return upload.analyzed_at is not None
 
     def get_status_url(self, upload: Upload) -> str:
         """Return the path of this upload's status."""

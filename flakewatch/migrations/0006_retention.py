@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("flakewatch", "0005_pages_search"),
+        ("flakewatch", "0005_trigram"),
     ]
 
     operations = [
