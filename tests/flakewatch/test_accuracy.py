@@ -47,6 +47,7 @@ COMPARED = (
     "runs",
     "failures",
     "first_flaky_commit",
+    "flaky_since",
     "duration_regressed",
 )
 
@@ -122,6 +123,7 @@ def read_verdicts(url: str, token: str, slug: str) -> dict[tuple, Verdict]:
                 failures=row["failures"],
                 first_flaky_commit=row["first_flaky_commit"] or "",
                 duration_regressed=row["duration_regressed"],
+                flaky_since=row.get("flaky_since") or "",
             )
         path = body["next"] and _path(body["next"])
     return verdicts
@@ -169,7 +171,7 @@ def test_verdicts_on_a_synthetic_history_meet_the_targets(live_server, worker):
     scores = score(history.truth, incremental, positions=history.positions)
     print(
         f"\n{history.summary()}\nposted in {posted - started:.1f}s, all processed "
-        f"after {processed - started:.1f}s\n{scores.report()}"
+        f"after {processed - started:.1f}s\n{scores.report()}\n{scores.table()}"
     )
 
     call_command("recompute", "--project", project.slug, stderr=io.StringIO())
