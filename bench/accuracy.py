@@ -146,7 +146,7 @@ def read_verdicts(port: int, token: str) -> dict[tuple, Verdict]:
                 failures=row["failures"],
                 first_flaky_commit=row["first_flaky_commit"] or "",
                 duration_regressed=row["duration_regressed"],
-                flaky_since=row.get("flaky_since") or "",
+                flaky_since=row["flaky_since"] or "",
             )
         nxt = body["next"]
         path = nxt and f"{urlsplit(nxt).path}?{urlsplit(nxt).query}"

@@ -244,8 +244,9 @@ def job_positions(
 def cells_by_case(
     since: Mapping[int, datetime],
 ) -> tuple[dict[int, list[Cell]], dict[int, Counter]]:
-    """Return the failure cells of each test since its ``since`` time, and
-    the count of each failure signature among them (incidents left out).
+    """Return each test's failure cells and signature counts since ``since``.
+
+    The signatures are counted over the cells, incidents left out.
 
     Each cell carries the details its evidence shows (upload, build,
     attempt, branch, message). A long-broken test has a row per commit and
@@ -263,10 +264,10 @@ def cells_by_case(
         order=lambda row: (row[4], row[1], row[2]),
     )
     uploads = {
-        pk: (build, attempt, branch)
-        for pk, build, attempt, branch in db.select_by_ids(
-            f"SELECT id, build, attempt, branch FROM {db.table(Upload)}"
-            " WHERE id {ids}",
+        pk: (build, attempt, branch, failures, tests)
+        for pk, build, attempt, branch, failures, tests in db.select_by_ids(
+            f"SELECT id, build, attempt, branch, failures_count, tests_count"
+            f" FROM {db.table(Upload)} WHERE id {{ids}}",
             list({row[9] for row in rows}),
         )
     }
@@ -284,7 +285,7 @@ def cells_by_case(
         ran_at = db.as_datetime(ran_at)
         if ran_at < since[case_id]:
             continue
-        build, attempt, branch = uploads[upload_id]
+        build, attempt, branch, failures, tests = uploads[upload_id]
         message, signature = messages.get(message_id, ("", ""))
         details = {
             "upload_id": upload_id,
@@ -293,6 +294,9 @@ def cells_by_case(
             "branch": branch,
             "message": message,
         }
+        if incidents:  # what made it an incident: the run's share and text
+            details["run_failed_share"] = round(failures / tests, 3) if tests else 0
+            details["signature"] = signature
         cells[case_id].append(
             Cell(
                 commit=commit,

@@ -83,6 +83,9 @@ FIRST_FLAKY_TARGET = 0.95
 # The true start of a flaky episode must lie in [flaky_since,
 # first_flaky_commit] this often.
 FLAKY_SINCE_TARGET = 0.9
+# A flaky test whose clean tail had at most this chance at its rate may be
+# called fixed (Truth.went_quiet): the 95% rule of the fixed verdict.
+QUIET_CHANCE = 0.05
 # Kinds that are never flaky nor broken in any job: "fixed" is always wrong.
 NEVER_FIXED = ("healthy", "incident_victim_only", "slow_from")
 # A score over fewer tests than this proves nothing: target_failures() reports
@@ -166,11 +169,26 @@ class Truth:
     incident_failures: int = 0
     hard_failures: int = 0  # broken, branch or config failures shown
     executions: int = 0
+    # Default-branch runs (one per commit and job) since its last run of
+    # flaky evidence.
+    trailing_clean_runs: int = 0
 
     @property
     def observable(self) -> bool:
         """Tell whether enough runs show a flaky failure to judge it."""
         return len(self.flaky_evidence) >= MIN_FLAKY_RUNS
+
+    @property
+    def went_quiet(self) -> bool:
+        """Tell whether a flaky test's clean tail supports "fixed".
+
+        At its own rate it would have shown in that many runs with
+        probability 1 - QUIET_CHANCE: the evidence says fixed, whatever was
+        planted (flakiness can go quiet).
+        """
+        if not self.rate or self.kind not in ("flaky", "flaky_from"):
+            return False
+        return (1 - self.rate) ** self.trailing_clean_runs < QUIET_CHANCE
 
 
 @dataclass(frozen=True)
@@ -877,6 +895,8 @@ def _settle_expectations(t: Truth) -> None:
     if t.kind in ("flaky", "flaky_from"):
         t.expected_status = "flaky"
         t.accepted_statuses = ("flaky",) if t.observable else ("flaky", "healthy")
+        if t.went_quiet:
+            t.accepted_statuses = (*t.accepted_statuses, "fixed")
     elif t.kind == "flaky_until":
         t.expected_status = "fixed"
         t.accepted_statuses = ("fixed",) if t.observable else ("fixed", "healthy")
@@ -1150,6 +1170,7 @@ def _record(
     )
     for index, t in enumerate(members):
         runs = [attempts_runs[index] for attempts_runs in job_attempts]
+        evidence_before = len(t.truth.flaky_evidence)
         for attempts in runs:
             t.truth.executions += len(attempts)
             shown_flaky = False
@@ -1172,6 +1193,11 @@ def _record(
             passed_again = any(not other[-1].failed for other in runs)
             if build.branch == DEFAULT_BRANCH or passed_here or passed_again:
                 t.truth.flaky_evidence.append(build.position)
+        # One position per commit and job, as the analysis counts them.
+        if len(t.truth.flaky_evidence) > evidence_before:
+            t.truth.trailing_clean_runs = 0
+        elif build.branch == DEFAULT_BRANCH:
+            t.truth.trailing_clean_runs += 1
 
 
 # ---------------------------------------------------------------------------
@@ -1768,12 +1794,17 @@ def score(
         if t.expected_status == "flaky" and t.rate >= RECALL_MIN_RATE
     ]
     observable = [t for t in population if t.observable]
-    found = [t for t in observable if verdicts[t.key].status == "flaky"]
-    found_all = [t for t in population if verdicts[t.key].status == "flaky"]
+
+    def is_found(t: Truth) -> bool:
+        status = verdicts[t.key].status
+        return status == "flaky" or (status == "fixed" and t.went_quiet)
+
+    found = [t for t in observable if is_found(t)]
+    found_all = [t for t in population if is_found(t)]
     any_rate = [
         t for t, _ in present.values() if t.expected_status == "flaky" and t.observable
     ]
-    found_any = [t for t in any_rate if verdicts[t.key].status == "flaky"]
+    found_any = [t for t in any_rate if is_found(t)]
     precision = _ratio(len(true_pos), len(predicted))
     recall_any = _ratio(len(found_any), len(any_rate))
     f1 = (
@@ -1800,7 +1831,7 @@ def score(
 
     for t, v in present.values():
         wrong_flaky = v.status == "flaky" and t.expected_status != "flaky"
-        missed_flaky = t in observable and v.status != "flaky"
+        missed_flaky = t in observable and not is_found(t)
         wrong_fixed = t.kind == "flaky_until" and t.observable and v.status != "fixed"
         wrong_other = v.status not in t.accepted_statuses
         if wrong_flaky or missed_flaky or wrong_fixed or wrong_other:

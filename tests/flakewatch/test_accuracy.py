@@ -123,7 +123,7 @@ def read_verdicts(url: str, token: str, slug: str) -> dict[tuple, Verdict]:
                 failures=row["failures"],
                 first_flaky_commit=row["first_flaky_commit"] or "",
                 duration_regressed=row["duration_regressed"],
-                flaky_since=row.get("flaky_since") or "",
+                flaky_since=row["flaky_since"] or "",
             )
         path = body["next"] and _path(body["next"])
     return verdicts
