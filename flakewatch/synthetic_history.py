@@ -1871,7 +1871,9 @@ def score(
             if t.kind == "flaky_from":
                 introduced += 1
                 near_start += position is not None and abs(position - start) <= 3
-            seen = sorted(p for p in t.flaky_evidence if p >= start)
+            # first_flaky_commit is a default-branch commit (a whole
+            # position): branch evidence cannot place it.
+            seen = sorted(p for p in t.flaky_evidence if p >= start and p == int(p))
             limit = seen[min(FIRST_FLAKY_RUNS, len(seen)) - 1] if seen else start
             if position is not None:
                 distances.append(abs(position - start))

@@ -320,3 +320,30 @@ def test_calling_a_broken_test_flaky_is_counted_and_explained(history):
     assert scores.wrongly_flaky == {"branch_broken": 1}
     assert [m.key for m in scores.misjudged] == [broken]
     assert any("called flaky" in failure for failure in scores.target_failures())
+
+
+def test_the_population_sizes_for_the_seed_in_use(history):
+    # The accuracy test scores these; a change to the generator that shrinks
+    # one shows here first.
+    truth = list(history.truth.values())
+    assert Counter(t.kind for t in truth) == {
+        "healthy": 112,
+        "flaky": 14,
+        "flaky_from": 6,
+        "flaky_until": 6,
+        "broken_window": 4,
+        "branch_broken": 2,
+        "config_only": 1,
+        "incident_victim_only": 49,
+        "slow_from": 6,
+    }
+    observable = [t for t in truth if t.kind.startswith("flaky") and t.observable]
+    bands = {
+        band: sum(low <= t.rate < high for t in observable)
+        for band, (low, high, _) in RATE_BANDS.items()
+    }
+    assert bands == {"rare (1-3 %)": 2, "low (3-10 %)": 7, "high (10-30 %)": 16}
+    broken = [t for t in truth if t.kind == "broken_window"]
+    assert sum(t.end_index is not None for t in broken) == 2
+    assert sum(t.went_quiet for t in truth) == 2
+    assert (len(history.uploads), len(history.incidents)) == (614, 4)

@@ -183,10 +183,38 @@ def test_verdicts_on_a_synthetic_history_meet_the_targets(live_server, worker):
         f"recompute changed {len(differences)} verdicts:\n" + "\n".join(differences)
     )
     assert not scores.target_failures(), scores.report()
+    # The table, figure by figure, with the populations they are over.
+    assert scores.populations() == {
+        "recall": 17,
+        "recall_all": 19,
+        "fixed": 6,
+        "broken_then_fixed": 2,
+        "first_flaky_commit": 17,
+        "duration_regressed": 6,
+        "broken_window": 4,
+        "branch_broken": 2,
+        "config_only": 1,
+        "incident_victim_only": 49,
+    }, scores.table()
+    assert scores.flaky_precision >= 0.95
+    assert scores.flaky_recall_any_rate >= 0.9
+    assert scores.flaky_f1 >= 0.95
+    assert scores.flaky_recall >= 0.95  # rates >= 3 %
+    assert scores.wrongly_flaky.get("incident_victim_only", 0) == 0
+    assert scores.wrongly_fixed == 0
+    assert scores.wrongly_flaky.get("broken_window", 0) == 0
+    assert scores.wrongly_flaky.get("branch_broken", 0) == 0
+    assert scores.until_still_flaky == 0
+    assert scores.broken_fixed_ok == 1.0
+    assert scores.duration_precision >= 0.9 and scores.duration_recall >= 0.9
+    assert scores.flaky_since_coverage >= 0.9
+    # The range is as narrow as the rates allow: well under the history.
+    assert 0 < scores.flaky_since_median_width < 40
+    assert scores.first_flaky_within_3 >= 0.6  # of the introduced flakes
     # target_failures() holds first_flaky_commit misses to FIRST_FLAKY_TARGET.
     others = [
         m.line()
         for m in scores.misjudged
-        if not m.expected.startswith("first_flaky_commit")
+        if not m.expected.startswith(("first_flaky_commit", "flaky_since"))
     ]
     assert not others, "misjudged beyond first_flaky_commit:\n" + "\n".join(others)
