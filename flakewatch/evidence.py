@@ -243,7 +243,7 @@ def job_positions(
 
 def cells_by_case(
     since: Mapping[int, datetime],
-) -> tuple[dict[int, list[Cell]], dict[int, Counter]]:
+) -> tuple[dict[int, list[Cell]], dict[int, Counter[str]]]:
     """Return each test's failure cells and signature counts since ``since``.
 
     The signatures are counted over the cells, incidents left out.
@@ -254,7 +254,7 @@ def cells_by_case(
     once each, not once a row. Three statements, read-only.
     """
     cells: dict[int, list[Cell]] = defaultdict(list)
-    signatures: dict[int, Counter] = defaultdict(Counter)
+    signatures: dict[int, Counter[str]] = defaultdict(Counter)
     rows = db.select_by_ids(
         # Uses commitfailure_uniq, whose leading column is case_id.
         f"SELECT {', '.join(CELL_COLUMNS)} FROM {db.table(CommitFailure)}"
@@ -283,7 +283,7 @@ def cells_by_case(
         case_id, commit, job, on_default, ran_at, failed, passed, incidents = row[:8]
         in_run, upload_id, message_id = row[8:]
         ran_at = db.as_datetime(ran_at)
-        if ran_at < since[case_id]:
+        if ran_at is None or ran_at < since[case_id]:  # the column is NOT NULL
             continue
         build, attempt, branch, failures, tests = uploads[upload_id]
         message, signature = messages.get(message_id, ("", ""))

@@ -123,7 +123,8 @@ def update_case_states(
     _save_states(list(states.values()))
 
 
-def _top_signatures(counted: Counter | None) -> list[dict]:
+def _top_signatures(counted: Counter[str] | None) -> list[dict[str, Any]]:
+    """Return the most frequent signatures with their counts."""
     if not counted:
         return []
     return [
@@ -202,7 +203,9 @@ def _fold_durations(timed: list[tuple[Any, list[TimedRun]]]) -> None:
     for row, _ in timed:
         since = durations.regressed_since(row.recent_durations)
         row.duration_regressed = since is not None
-        row.duration_regressed_since_commit = commits.get(since, "")
+        row.duration_regressed_since_commit = (
+            "" if since is None else commits.get(since, "")
+        )
 
 
 # SuiteState fields a new run rewrites: all but its identity.
@@ -225,7 +228,7 @@ def update_suite_states(
             project_id=upload.project_id, name__in=list(suite_durations)
         )
     }
-    timed = []
+    timed: list[tuple[Any, list[TimedRun]]] = []
     for name, (total_ms, tests) in suite_durations.items():
         state = states.get(name)
         if state is None:

@@ -49,6 +49,7 @@ import math
 import random
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from xml.sax.saxutils import escape, quoteattr
@@ -101,7 +102,7 @@ MIN_POPULATIONS = {
 }
 
 # Sizes. "small" runs in the test suite, "full" is the issue's target size.
-SCALES: dict[str, dict] = {
+SCALES: dict[str, dict[str, int]] = {
     "small": {"tests": 200, "commits": 80, "branches": 4, "incidents": 4},
     "full": {"tests": 3000, "commits": 300, "branches": 12, "incidents": 10},
 }
@@ -193,6 +194,8 @@ class Truth:
 
 @dataclass(frozen=True)
 class Incident:
+    """One planted incident: where, in which job, how many tests it failed."""
+
     position: float
     sha: str
     job: str
@@ -202,6 +205,8 @@ class Incident:
 
 @dataclass
 class History:
+    """A generated CI history: its uploads and the truth behind them."""
+
     uploads: list[UploadRequest]
     truth: dict[TestKey, Truth]
     default_branch: str
@@ -212,6 +217,7 @@ class History:
     seed: int
 
     def summary(self) -> str:
+        """Return a one-line description of the history."""
         kinds = Counter(t.kind for t in self.truth.values())
         executions = sum(t.executions for t in self.truth.values())
         return (
@@ -228,6 +234,8 @@ class History:
 
 @dataclass(frozen=True)
 class Job:
+    """A CI job: its tests, JUnit dialect and re-run regime."""
+
     name: str
     group: str
     dialect: str  # pytest, surefire, jest, gotestsum
@@ -407,6 +415,8 @@ NAMERS = {
 
 @dataclass(frozen=True)
 class FailureText:
+    """A failure as a runner writes it."""
+
     kind: str  # the type attribute
     message: str  # the message attribute (jest-junit writes none)
     text: str  # element text: traceback, stack trace or test output
@@ -726,6 +736,8 @@ def _incident_text(
     )  # fmt: skip
 
 
+NO_TEXT = FailureText("", "", "")
+
 # ---------------------------------------------------------------------------
 # Planted behaviour per test
 
@@ -745,9 +757,10 @@ class _Test:
         t = self.truth
         if t.kind == "flaky":
             return t.rate
-        if t.kind == "flaky_from" and position >= t.start_index:
+        # A kind's planting always sets its start and end.
+        if t.kind == "flaky_from" and position >= (t.start_index or 0):
             return t.rate
-        if t.kind == "flaky_until" and position < t.end_index:
+        if t.kind == "flaky_until" and position < (t.end_index or 0):
             return t.rate
         return 0.0
 
@@ -755,7 +768,7 @@ class _Test:
         t = self.truth
         if t.kind == "broken_window":
             end = math.inf if t.end_index is None else t.end_index
-            return t.start_index <= position < end
+            return (t.start_index or 0) <= position < end
         if t.kind == "branch_broken":
             return branch == t.branch
         if t.kind == "config_only":
@@ -764,7 +777,7 @@ class _Test:
 
     def slow_at(self, position: float) -> bool:
         t = self.truth
-        return t.kind == "slow_from" and position >= t.slow_since_index
+        return t.kind == "slow_from" and position >= (t.slow_since_index or 0)
 
 
 def _count(share: float, tests: int, minimum: int) -> int:
@@ -823,7 +836,7 @@ def _make_tests(rng: random.Random, tests: int) -> list[_Test]:
     return made
 
 
-def _plant(
+def _plant(  # noqa: C901 - one step per planted kind
     rng: random.Random,
     tests: list[_Test],
     *,
@@ -834,8 +847,10 @@ def _plant(
     pool = list(range(n))
     rng.shuffle(pool)
 
-    def take(count: int, where=lambda t: True) -> list[_Test]:
-        chosen = []
+    def take(
+        count: int, where: Callable[[_Test], bool] = lambda t: True
+    ) -> list[_Test]:
+        chosen: list[_Test] = []
         for i in list(pool):
             if len(chosen) == count:
                 break
@@ -918,7 +933,7 @@ def _settle_expectations(t: Truth) -> None:
 class _Attempt:
     failed: bool
     seconds: float
-    text: FailureText | None = None
+    text: FailureText = field(default_factory=lambda: NO_TEXT)  # when failed
     cause: str = ""  # flaky, broken, incident
 
 
@@ -938,7 +953,7 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def generate_history(
+def generate_history(  # noqa: C901 - the timeline in order, read top to bottom
     *,
     tests: int,
     commits: int,
@@ -1104,7 +1119,7 @@ def generate_history(
     )
 
 
-def _run_job(
+def _run_job(  # noqa: C901 - one branch per cause of an attempt
     rng: random.Random,
     job: Job,
     members: list[_Test],
@@ -1134,7 +1149,7 @@ def _run_job(
                 text = _incident_text(rng, job, incident[0], t)
                 attempt = _Attempt(True, rng.uniform(0.001, 0.05), text, "incident")
             elif t.broken_at(position, build.branch, job.name):
-                attempt = _Attempt(True, seconds, t.broken, "broken")
+                attempt = _Attempt(True, seconds, t.broken or NO_TEXT, "broken")
             elif rate and rng.random() < rate:
                 template = rng.choice(t.templates)
                 dialect_writer = FAILURE_WRITERS[job.dialect][0]
@@ -1155,7 +1170,7 @@ def _run_job(
     return runs, failed
 
 
-def _record(
+def _record(  # noqa: C901 - one branch per cause of an attempt
     members: list[_Test],
     job_attempts: list[list[list[_Attempt]]],
     build: _Build,
@@ -1242,7 +1257,13 @@ def _attr(value: str) -> str:
     return quoteattr(value, {"\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
 
 
-def _render_pytest(members, runs, started, job, rerunfailures_records) -> str:
+def _render_pytest(
+    members: list[_Test],
+    runs: list[list[_Attempt]],
+    started: datetime,
+    job: Job,
+    rerunfailures_records: str,
+) -> str:
     cases, failures, errors, total = [], 0, 0, 0.0
     for t, attempts in zip(members, runs, strict=True):
         _, classname, name, _ = t.key
@@ -1278,7 +1299,13 @@ def _render_pytest(members, runs, started, job, rerunfailures_records) -> str:
     )
 
 
-def _render_surefire(members, runs, started, job, rerunfailures_records) -> str:
+def _render_surefire(
+    members: list[_Test],
+    runs: list[list[_Attempt]],
+    started: datetime,
+    job: Job,
+    rerunfailures_records: str,
+) -> str:
     by_class: dict[str, list[tuple[_Test, list[_Attempt]]]] = {}
     for t, attempts in zip(members, runs, strict=True):
         by_class.setdefault(t.key[1], []).append((t, attempts))
@@ -1337,7 +1364,13 @@ def _render_surefire(members, runs, started, job, rerunfailures_records) -> str:
     )
 
 
-def _render_jest(members, runs, started, job, rerunfailures_records) -> str:
+def _render_jest(
+    members: list[_Test],
+    runs: list[list[_Attempt]],
+    started: datetime,
+    job: Job,
+    rerunfailures_records: str,
+) -> str:
     by_file: dict[str, list[tuple[_Test, _Attempt]]] = {}
     for t, attempts in zip(members, runs, strict=True):
         by_file.setdefault(t.key[0], []).append((t, attempts[-1]))
@@ -1375,7 +1408,13 @@ def _render_jest(members, runs, started, job, rerunfailures_records) -> str:
     )
 
 
-def _render_gotestsum(members, runs, started, job, rerunfailures_records) -> str:
+def _render_gotestsum(
+    members: list[_Test],
+    runs: list[list[_Attempt]],
+    started: datetime,
+    job: Job,
+    rerunfailures_records: str,
+) -> str:
     by_package: dict[str, list[tuple[_Test, list[_Attempt]]]] = {}
     for t, attempts in zip(members, runs, strict=True):
         by_package.setdefault(t.key[0], []).append((t, attempts))
@@ -1416,10 +1455,18 @@ def _render_gotestsum(members, runs, started, job, rerunfailures_records) -> str
     )
 
 
-def _render_nextest(members, runs, started, job, rerunfailures_records) -> str:
-    """Write cargo-nextest's JUnit (quick-junit): one suite per test binary,
-    panics as the failure text with no message, retries (``--retries``) as
-    flakyFailure / rerunFailure children."""
+def _render_nextest(
+    members: list[_Test],
+    runs: list[list[_Attempt]],
+    started: datetime,
+    job: Job,
+    rerunfailures_records: str,
+) -> str:
+    """Write cargo-nextest's JUnit (quick-junit) for one job run.
+
+    One suite per test binary, panics as the failure text with no message,
+    retries (``--retries``) as flakyFailure / rerunFailure children.
+    """
     by_binary: dict[str, list[tuple[_Test, list[_Attempt]]]] = {}
     for t, attempts in zip(members, runs, strict=True):
         by_binary.setdefault(t.key[0], []).append((t, attempts))
@@ -1499,6 +1546,8 @@ class Verdict:
 
 @dataclass
 class Misjudged:
+    """A test whose verdict misses the truth, with the evidence to read."""
+
     key: TestKey
     kind: str
     rate: float
@@ -1507,6 +1556,7 @@ class Misjudged:
     evidence: str
 
     def line(self) -> str:
+        """Return the misjudgement as one line of a report."""
         suite, classname, name, file = self.key
         where = f"{classname}::{name}" if classname != name else name
         return (
@@ -1518,6 +1568,8 @@ class Misjudged:
 
 @dataclass
 class Scores:
+    """The verdicts scored against the truth (``score``)."""
+
     flaky_predicted: int
     flaky_true_positive: int
     flaky_precision: float
@@ -1548,7 +1600,7 @@ class Scores:
     duration_recall: float
     duration_predicted: int
     duration_population: int
-    status_by_kind: dict[str, Counter]
+    status_by_kind: dict[str, Counter[str]]
     missing: list[TestKey]
     misjudged: list[Misjudged]
 
@@ -1565,7 +1617,7 @@ class Scores:
             **judged,
         }
 
-    def target_failures(self) -> list[str]:
+    def target_failures(self) -> list[str]:  # noqa: C901 - one check per target
         """Return the issue's targets this run misses, as sentences.
 
         A population smaller than MIN_POPULATIONS is a miss: a ratio over no
@@ -1694,6 +1746,7 @@ class Scores:
         return "\n".join(lines)
 
     def report(self) -> str:
+        """Return the scores and every misjudged test, for a person."""
         lines = [
             f"flaky precision   {self.flaky_precision:.3f}  (target >= 0.95; "
             f"{self.flaky_true_positive}/{self.flaky_predicted} called flaky are)",
@@ -1768,7 +1821,7 @@ def _evidence(t: Truth, v: Verdict) -> str:
     return "; ".join(parts)
 
 
-def score(
+def score(  # noqa: C901 - one measure per figure
     truth: dict[TestKey, Truth],
     verdicts: dict[TestKey, Verdict],
     *,
@@ -1781,7 +1834,7 @@ def score(
     missing = [k for k in truth if k not in verdicts]
     present = {k: (t, verdicts[k]) for k, t in truth.items() if k in verdicts}
     misjudged: list[Misjudged] = []
-    status_by_kind: dict[str, Counter] = {}
+    status_by_kind: dict[str, Counter[str]] = {}
     for t, v in present.values():
         status_by_kind.setdefault(t.kind, Counter())[v.status] += 1
 
