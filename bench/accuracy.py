@@ -8,9 +8,10 @@
 What it does, on the production stack (PostgreSQL + Redis + Celery + gunicorn):
 
 1. Generates a synthetic CI history with known ground truth
-   (flakewatch/synthetic_history.py): five jobs in four JUnit dialects, in-run and
-   job re-runs, feature branches, incidents, flaky, broken, fixed and slow
-   tests. The full size is about 2,300 uploads, 2 million executions and
+   (flakewatch/synthetic_history.py): six jobs in five JUnit dialects
+   (pytest, Surefire, jest-junit, gotestsum, cargo-nextest), in-run and
+   job re-runs, feature branches, incidents whose texts name each test,
+   flaky, broken, fixed and slow tests. The full size is about 2,300 uploads, 2 million executions and
    400 MB of XML; generating it takes about 20 s and 450 MB of memory.
 2. Drops and re-creates its own database (``flakewatch_bench_accuracy``),
    flushes its own Redis db (``/13``), creates a project whose default
@@ -69,6 +70,7 @@ COMPARED = (
     "runs",
     "failures",
     "first_flaky_commit",
+    "flaky_since",
     "duration_regressed",
 )
 
@@ -144,6 +146,7 @@ def read_verdicts(port: int, token: str) -> dict[tuple, Verdict]:
                 failures=row["failures"],
                 first_flaky_commit=row["first_flaky_commit"] or "",
                 duration_regressed=row["duration_regressed"],
+                flaky_since=row["flaky_since"] or "",
             )
         nxt = body["next"]
         path = nxt and f"{urlsplit(nxt).path}?{urlsplit(nxt).query}"
@@ -266,6 +269,7 @@ def main() -> int:
             f"{result['processed_seconds']:.0f}s ({counts})\n"
         )
         print(scores.report())
+        print(f"\n{scores.table()}")
         missed = scores.target_failures()
         if args.recompute:
             try:
@@ -302,6 +306,16 @@ def main() -> int:
             "first_flaky_median_lag": scores.first_flaky_median_lag,
             "duration_precision": scores.duration_precision,
             "duration_recall": scores.duration_recall,
+            "flaky_recall_any_rate": scores.flaky_recall_any_rate,
+            "flaky_f1": scores.flaky_f1,
+            "wrongly_fixed": scores.wrongly_fixed,
+            "until_still_flaky": scores.until_still_flaky,
+            "broken_fixed_ok": scores.broken_fixed_ok,
+            "first_flaky_within_3": scores.first_flaky_within_3,
+            "flaky_since_coverage": scores.flaky_since_coverage,
+            "flaky_since_median_width": scores.flaky_since_median_width,
+            "populations": scores.populations(),
+            "table": scores.table(),
             "status_by_kind": {k: dict(v) for k, v in scores.status_by_kind.items()},
             "misjudged": [m.line() for m in scores.misjudged],
             "targets_missed": missed,

@@ -78,6 +78,12 @@ class CaseSerializer(serializers.Serializer[queries.CaseRow]):
     duration_regressed = serializers.BooleanField(
         help_text="Whether its duration rose significantly."
     )
+    flaky_since = _commit(
+        "With first_flaky_commit, the range its flakiness began in: after this"
+        " commit and at or before first_flaky_commit, with 95% probability at"
+        " its flake rate (the commit before enough clean runs that the flake"
+        " would have shown). Null unless flaky."
+    )
 
 
 class ExecutionSerializer(serializers.Serializer[queries.Execution]):

@@ -244,9 +244,9 @@ def job_positions(
 def cells_by_case(
     since: Mapping[int, datetime],
 ) -> tuple[dict[int, list[Cell]], dict[int, Counter[str]]]:
-    """Return each test's failure cells since ``since``, and their signatures.
+    """Return each test's failure cells and signature counts since ``since``.
 
-    The signatures are counted among the cells, incidents left out.
+    The signatures are counted over the cells, incidents left out.
 
     Each cell carries the details its evidence shows (upload, build,
     attempt, branch, message). A long-broken test has a row per commit and
@@ -264,10 +264,10 @@ def cells_by_case(
         order=lambda row: (row[4], row[1], row[2]),
     )
     uploads = {
-        pk: (build, attempt, branch)
-        for pk, build, attempt, branch in db.select_by_ids(
-            f"SELECT id, build, attempt, branch FROM {db.table(Upload)}"
-            " WHERE id {ids}",
+        pk: (build, attempt, branch, failures, tests)
+        for pk, build, attempt, branch, failures, tests in db.select_by_ids(
+            f"SELECT id, build, attempt, branch, failures_count, tests_count"
+            f" FROM {db.table(Upload)} WHERE id {{ids}}",
             list({row[9] for row in rows}),
         )
     }
@@ -283,9 +283,9 @@ def cells_by_case(
         case_id, commit, job, on_default, ran_at, failed, passed, incidents = row[:8]
         in_run, upload_id, message_id = row[8:]
         ran_at = db.as_datetime(ran_at)
-        if ran_at < since[case_id]:
+        if ran_at is None or ran_at < since[case_id]:  # the column is NOT NULL
             continue
-        build, attempt, branch = uploads[upload_id]
+        build, attempt, branch, failures, tests = uploads[upload_id]
         message, signature = messages.get(message_id, ("", ""))
         details = {
             "upload_id": upload_id,
@@ -294,6 +294,9 @@ def cells_by_case(
             "branch": branch,
             "message": message,
         }
+        if incidents:  # what made it an incident: the run's share and text
+            details["run_failed_share"] = round(failures / tests, 3) if tests else 0
+            details["signature"] = signature
         cells[case_id].append(
             Cell(
                 commit=commit,

@@ -431,6 +431,10 @@ class CaseState(models.Model):
     top_signatures = models.JSONField(default=list)
     # The newest durations as [upload_id, ms, commit] triples, oldest first.
     recent_durations = models.JSONField(default=list)
+    # The start of the current flaky episode as a range: the true start lies
+    # after this commit and at or before first_flaky_commit with probability
+    # verdicts.FLAKY_SINCE_PROBABILITY (analytics.verdicts.flaky_since).
+    flaky_since = models.CharField(max_length=64, blank=True)
 
     class Meta:
         indexes = [

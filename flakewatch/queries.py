@@ -64,6 +64,7 @@ class CaseRow:
     duration_p50: float | None
     duration_p95: float | None
     duration_regressed: bool
+    flaky_since: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +148,7 @@ _ROW_STATE = {
     "duration_p50": "duration_p50_ms",
     "duration_p95": "duration_p95_ms",
     "duration_regressed": "duration_regressed",
+    "flaky_since": "flaky_since",
 }
 _DETAIL_STATE = {
     **_ROW_STATE,
@@ -160,6 +162,7 @@ _DETAIL_STATE = {
 }
 _COMMITS = {
     "first_flaky_commit",
+    "flaky_since",
     "broken_since_commit",
     "duration_regressed_since_commit",
 }

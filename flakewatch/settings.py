@@ -169,6 +169,9 @@ if FLAKEWATCH_SWEEP_MINUTES not in {1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60}:
     )
 FLAKEWATCH_REQUEUE_AFTER_SECONDS = env.float("FLAKEWATCH_REQUEUE_AFTER_SECONDS", 120.0)
 FLAKEWATCH_MAX_PROCESS_ATTEMPTS = env.int("FLAKEWATCH_MAX_PROCESS_ATTEMPTS", 5)
+# A duration regression must add at least this much to a run, in ms: tiny tests
+# double in time from nothing (flakewatch.analytics.durations).
+FLAKEWATCH_MIN_REGRESSION_MS = env.float("FLAKEWATCH_MIN_REGRESSION_MS", 50.0)
 
 # --- Digests and change notifications (flakewatch/digests.py, notifications.py)
 # Absolute links in emails and webhook messages: the dashboard's public URL.

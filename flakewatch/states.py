@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
 
 from flakewatch import db, evidence
@@ -30,6 +31,9 @@ MAX_TOP_SIGNATURES = 5
 
 # A test's runs in a batch, in run order: (upload id, run, when).
 Appearances = list[tuple[int, CaseRun, datetime]]
+# A run as the duration series takes it: (upload id, ms of a passing run or
+# None, whether it failed).
+TimedRun = tuple[int, "float | None", bool]
 
 
 def _state_row_class() -> type:
@@ -89,10 +93,12 @@ def update_case_states(
             state.failures += int(run.first_failed)
             if state.last_run_at is None or when > state.last_run_at:
                 state.last_run_at = when
-            # Only passing runs: a failure's time (a timeout, a refused
-            # connection in 10 ms) says nothing about how long the test takes.
-            if run.passed and not run.failed and run.duration_ms is not None:
-                points.append((upload_id, run.duration_ms))
+            # Only passing runs are timed: a failure's time (a timeout, a
+            # refused connection in 10 ms) says nothing about how long the
+            # test takes; failures count towards its failed share.
+            if not run.skipped_only:
+                timed_ms = run.duration_ms if run.passed and not run.failed else None
+                points.append((upload_id, timed_ms, run.failed))
             if run.duration_ms is not None and not run.skipped_only:
                 state.total_duration_ms += run.duration_ms  # CI time, failures too
         timed.append((state, points))
@@ -115,13 +121,15 @@ def update_case_states(
         state.first_flaky_commit = verdict.first_flaky_commit
         state.broken_since_commit = verdict.broken_since_commit
         state.evidence = verdict.evidence
+        state.flaky_since = verdict.flaky_since
         state.top_signatures = _top_signatures(signatures.get(case_id))
     _fold_durations(timed)
     _save_states(list(states.values()))
     return changes
 
 
-def _top_signatures(counted: Counter[str] | None) -> list[dict[str, str | int]]:
+def _top_signatures(counted: Counter[str] | None) -> list[dict[str, Any]]:
+    """Return the most frequent signatures with their counts."""
     if not counted:
         return []
     return [
@@ -169,18 +177,26 @@ def _save_states(states: list[Any]) -> None:
     )
 
 
-def _fold_durations(timed: list[tuple[Any, list[tuple[int, float]]]]) -> None:
-    """Fold new (upload id, duration) points into each test's or suite's series.
+def _fold_durations(timed: list[tuple[Any, list[TimedRun]]]) -> None:
+    """Fold new runs into each test's or suite's duration series.
 
     Each row (StateRow or SuiteState) gets its series, p50/p95 and regression
-    fields updated; no points leave the series as it was.
+    fields updated; no runs leave the series as it was.
     """
+    min_regression_ms = float(settings.FLAKEWATCH_MIN_REGRESSION_MS)
     for row, points in timed:
         series = row.recent_durations
         if not isinstance(series, list) or len(series) < durations.HEADER:
             series = row.recent_durations = durations.new_series()
-        for upload_id, duration_ms in points:
-            durations.add_point(series, upload_id, duration_ms)
+        for upload_id, duration_ms, failed in points:
+            durations.add_run(series, failed=failed)
+            if duration_ms is not None:
+                durations.add_point(
+                    series,
+                    upload_id,
+                    duration_ms,
+                    min_regression_ms=min_regression_ms,
+                )
         row.duration_p50_ms, row.duration_p95_ms = durations.percentiles(series)
     since_uploads = {
         durations.regressed_since(row.recent_durations) for row, _ in timed
@@ -192,7 +208,9 @@ def _fold_durations(timed: list[tuple[Any, list[tuple[int, float]]]]) -> None:
     for row, _ in timed:
         since = durations.regressed_since(row.recent_durations)
         row.duration_regressed = since is not None
-        row.duration_regressed_since_commit = commits.get(since, "")
+        row.duration_regressed_since_commit = (
+            "" if since is None else commits.get(since, "")
+        )
 
 
 # SuiteState fields a new run rewrites: all but its identity.
@@ -215,7 +233,7 @@ def update_suite_states(
             project_id=upload.project_id, name__in=list(suite_durations)
         )
     }
-    timed = []
+    timed: list[tuple[Any, list[TimedRun]]] = []
     for name, (total_ms, tests) in suite_durations.items():
         state = states.get(name)
         if state is None:
@@ -225,7 +243,7 @@ def update_suite_states(
         state.total_duration_ms += total_ms
         if state.last_run_at is None or when > state.last_run_at:
             state.last_run_at = when
-        timed.append((state, [(upload.pk, total_ms)]))
+        timed.append((state, [(upload.pk, total_ms, False)]))
     _fold_durations(timed)
     SuiteState.objects.bulk_create(
         states.values(),

@@ -398,7 +398,7 @@ def execution_rows(
             if e.message or e.detail or e.kind:
                 digest = results.message_digest(e.kind, e.message, e.detail)
                 if digest not in messages:
-                    signature = failure_signature(e.message, e.detail)
+                    signature = failure_signature(e.message, e.detail, fields)
                     messages[digest] = (e.kind, e.message, e.detail, signature)
             append((identity, retry, e.outcome, e.duration_ms, digest))
     return cases, messages, rows

@@ -91,6 +91,7 @@ def test_the_history_has_the_planned_shape(history):
         "surefire",
         "jest",
         "gotestsum",
+        "nextest",
     }
 
 
@@ -105,7 +106,11 @@ def test_every_scored_population_is_big_enough_for_the_seed_in_use(history):
             t.kind in ("flaky", "flaky_from") and t.rate >= RECALL_MIN_RATE
             for t in observable
         ),
+        "recall_all": sum(t.kind in ("flaky", "flaky_from") for t in observable),
         "fixed": sum(t.kind == "flaky_until" for t in observable),
+        "broken_then_fixed": sum(
+            t.kind == "broken_window" and t.end_index is not None for t in truth
+        ),
         "first_flaky_commit": sum(
             t.kind in ("flaky", "flaky_from") and bool(t.flaky_evidence) for t in truth
         ),
@@ -212,6 +217,7 @@ def test_a_perfect_verdict_scores_perfectly(history):
         key: Verdict(
             status=t.expected_status,
             first_flaky_commit=t.start_sha if t.expected_status == "flaky" else "",
+            flaky_since=t.start_sha if t.expected_status == "flaky" else "",
             duration_regressed=t.duration_regressed,
         )
         for key, t in history.truth.items()
@@ -219,7 +225,87 @@ def test_a_perfect_verdict_scores_perfectly(history):
     scores = score(history.truth, verdicts, positions=history.positions)
     assert scores.target_failures() == []
     assert scores.first_flaky_accuracy == 1.0
+    assert scores.flaky_since_coverage == 1.0
+    assert scores.flaky_since_median_width == 0
     assert scores.misjudged == []
+
+
+def test_a_flaky_since_range_that_misses_the_start_is_scored_and_explained(history):
+    verdicts = {
+        key: Verdict(
+            status=t.expected_status,
+            first_flaky_commit=t.start_sha if t.expected_status == "flaky" else "",
+            flaky_since=t.start_sha if t.expected_status == "flaky" else "",
+            duration_regressed=t.duration_regressed,
+        )
+        for key, t in history.truth.items()
+    }
+    late = [k for k, t in history.truth.items() if t.kind == "flaky_from"]
+    for key in late:  # a range opening after the true start
+        verdicts[key] = Verdict(
+            status="flaky",
+            first_flaky_commit=history.commits[-1],
+            flaky_since=history.commits[-2],
+        )
+    scores = score(history.truth, verdicts, positions=history.positions)
+    introduced = [k for k in late if history.truth[k].flaky_evidence]
+    assert scores.introduced_population == len(introduced) > 0
+    assert scores.first_flaky_within_3 == 0.0
+    assert scores.flaky_since_coverage < 1.0
+    missed = {m.key for m in scores.misjudged if m.expected.startswith("flaky_since")}
+    assert missed == set(introduced)
+
+
+def test_incident_texts_name_each_test_but_share_one_masked_signature(history):
+    from flakewatch.analytics.signatures import failure_signature
+
+    dialects = set()
+    for incident in history.incidents:
+        upload = next(
+            u
+            for u in history.uploads
+            if u.commit == incident.sha and u.job == incident.job and u.attempt == 1
+        )
+        failed = [
+            e for e in parse_report(upload.body).executions if e.outcome in (1, 2)
+        ]
+        assert len(failed) >= incident.victims
+        firsts = {(e.message or e.detail).splitlines()[0] for e in failed}
+        names = [e.name for e in failed]
+        if any(name.split("[")[0] in first for first in firsts for name in names):
+            dialects.add(upload.dialect)
+        masked = Counter(
+            failure_signature(
+                e.message, e.detail, (e.suite, e.classname, e.name, e.file)
+            )
+            for e in failed
+        )
+        # The shape rule (analytics.runs) covers what masking leaves apart.
+        assert masked.most_common(1)[0][1] >= len(failed) // 2, masked
+    assert dialects, "no incident text names its tests"
+
+
+def test_go_times_are_centiseconds_and_main_is_rarely_rerun(history):
+    go = [u for u in history.uploads if u.dialect == "gotestsum"]
+    times = set()
+    for upload in go:
+        for case in ET.fromstring(upload.body).iter("testcase"):
+            times.add(float(case.get("time")))
+    assert all(abs(t * 100 - round(t * 100)) < 1e-6 for t in times)
+    assert 0.0 in times and 0.01 in times
+    firsts = Counter()
+    seconds = Counter()
+    for upload in history.uploads:
+        if upload.job not in ("unit-py312", "integration"):
+            continue
+        where = "main" if upload.branch == history.default_branch else "branch"
+        red = b"<failure" in upload.body or b"<error" in upload.body
+        if upload.attempt == 1 and red:
+            firsts[where] += 1
+        elif upload.attempt == 2:
+            seconds[where] += 1
+    assert seconds["branch"] == firsts["branch"] > 0
+    assert 0 < seconds["main"] < firsts["main"] / 2
 
 
 def test_calling_a_broken_test_flaky_is_counted_and_explained(history):
@@ -234,3 +320,30 @@ def test_calling_a_broken_test_flaky_is_counted_and_explained(history):
     assert scores.wrongly_flaky == {"branch_broken": 1}
     assert [m.key for m in scores.misjudged] == [broken]
     assert any("called flaky" in failure for failure in scores.target_failures())
+
+
+def test_the_population_sizes_for_the_seed_in_use(history):
+    # The accuracy test scores these; a change to the generator that shrinks
+    # one shows here first.
+    truth = list(history.truth.values())
+    assert Counter(t.kind for t in truth) == {
+        "healthy": 112,
+        "flaky": 14,
+        "flaky_from": 6,
+        "flaky_until": 6,
+        "broken_window": 4,
+        "branch_broken": 2,
+        "config_only": 1,
+        "incident_victim_only": 49,
+        "slow_from": 6,
+    }
+    observable = [t for t in truth if t.kind.startswith("flaky") and t.observable]
+    bands = {
+        band: sum(low <= t.rate < high for t in observable)
+        for band, (low, high, _) in RATE_BANDS.items()
+    }
+    assert bands == {"rare (1-3 %)": 2, "low (3-10 %)": 7, "high (10-30 %)": 16}
+    broken = [t for t in truth if t.kind == "broken_window"]
+    assert sum(t.end_index is not None for t in broken) == 2
+    assert sum(t.went_quiet for t in truth) == 2
+    assert (len(history.uploads), len(history.incidents)) == (614, 4)

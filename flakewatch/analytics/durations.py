@@ -6,14 +6,22 @@ points that aged out (an exponentially weighted mean of log durations).
 Regression: the median of the newest RECENT_CHECK runs is at least
 REGRESSION_RATIO times the baseline and CONSISTENT_MIN of them are at least
 CONSISTENT_RATIO times it: markedly and consistently slower, never one slow
-run. While regressed the baseline is frozen (the slowdown does not become the
-new normal) until ACCEPT_AFTER_RUNS runs later, when it does.
+run. The slowdown must also be material and measurable: the median must
+exceed the baseline by ``min_regression_ms`` (FLAKEWATCH_MIN_REGRESSION_MS,
+default 50 ms a run) and by RESOLUTION_STEPS ticks of the timer (go test
+reports centiseconds: a test at 0.00 s and 0.01 s is one tick, not a
+slowdown), with every time floored at half a tick (a 0.00 s run is not
+1 µs). A test whose runs are mostly failures has no baseline: while the
+share of failed runs (an exponentially weighted mean, FAILED_WEIGHT) is
+MAX_FAILED_SHARE or more, nothing is judged. While regressed the baseline
+is frozen (the slowdown does not become the new normal) until
+ACCEPT_AFTER_RUNS runs later, when it does.
 
 Folding point by point in run order makes a full recompute replay exactly
 what the incremental path did. The state is one flat JSON list, cheap to load
 and store for every test of every upload:
 ``[baseline_log, baseline_points, regressed_since_upload, regressed_runs,
-upload_1, ms_1, upload_2, ms_2, ...]`` (oldest point first).
+failed_share, upload_1, ms_1, upload_2, ms_2, ...]`` (oldest point first).
 """
 
 from __future__ import annotations
@@ -27,22 +35,47 @@ CONSISTENT_MIN = 8
 REGRESSION_RATIO = 1.5
 CONSISTENT_RATIO = 1.25
 MIN_DELTA_MS = 1.0  # sub-millisecond tests jitter by more than 50%
+DEFAULT_MIN_REGRESSION_MS = 50.0
+RESOLUTION_STEPS = 2
+# Timers in use: centiseconds (go test), milliseconds (most runners).
+COARSE_TICK_MS, FINE_TICK_MS = 10.0, 1.0
+FAILED_WEIGHT = 0.1
+MAX_FAILED_SHARE = 0.5
 BASELINE_WEIGHT = 0.05
 BASELINE_MIN_POINTS = 10
 ACCEPT_AFTER_RUNS = 2000  # a slowdown stays flagged for a long while, not forever
-HEADER = 4  # baseline_log, baseline_points, regressed_since_upload, regressed_runs
+# baseline_log, baseline_points, regressed_since_upload, regressed_runs,
+# failed_share
+HEADER = 5
 
 # The flat JSON list above: floats, ints and None by position, so Any.
 Series = list[Any]
 
 
 def new_series() -> Series:
-    """Return the state of a series with no points yet."""
-    return [0.0, 0, None, 0]
+    """Return an empty series."""
+    return [0.0, 0, None, 0, 0.0]
 
 
-def add_point(series: Series, upload_id: int, duration_ms: float) -> Series:
-    """Fold one run into ``series`` (in place) and return it."""
+def add_run(series: Series, *, failed: bool) -> Series:
+    """Count one run of the test, failed or not, into its failed share.
+
+    Called for every run, before ``add_point`` for a passing one; in place.
+    """
+    if len(series) < HEADER:
+        series[:] = new_series()
+    series[4] += FAILED_WEIGHT * (float(failed) - series[4])
+    return series
+
+
+def add_point(
+    series: Series,
+    upload_id: int,
+    duration_ms: float,
+    *,
+    min_regression_ms: float = DEFAULT_MIN_REGRESSION_MS,
+) -> Series:
+    """Fold one passing run's time into ``series`` (in place), return it."""
     if len(series) < HEADER:
         series[:] = new_series()
     series += (upload_id, duration_ms)
@@ -50,19 +83,27 @@ def add_point(series: Series, upload_id: int, duration_ms: float) -> Series:
         aged_ms = series[HEADER + 1]
         del series[HEADER : HEADER + 2]
         if series[2] is None:  # the baseline is frozen while regressed
-            log_ms = math.log(max(aged_ms, 1e-3))
+            log_ms = math.log(max(aged_ms, _tick(durations(series)) / 2))
             series[0] = (
                 log_ms
                 if series[1] == 0
                 else series[0] + BASELINE_WEIGHT * (log_ms - series[0])
             )
             series[1] += 1
-    _judge(series)
+    _judge(series, min_regression_ms)
     return series
 
 
+def _tick(values: list[float]) -> float:
+    """Return the timer's resolution, in ms, as the values show it."""
+    coarse = all(
+        abs(ms / COARSE_TICK_MS - round(ms / COARSE_TICK_MS)) < 1e-6 for ms in values
+    )
+    return COARSE_TICK_MS if coarse else FINE_TICK_MS
+
+
 def durations(series: Series) -> list[float]:
-    """Return the series' recent durations in ms, oldest first."""
+    """Return the series' recent times, oldest first, in ms."""
     return series[HEADER + 1 :: 2]
 
 
@@ -79,21 +120,24 @@ def percentiles(series: Series) -> tuple[float | None, float | None]:
     return _quantile(values, 0.5), _quantile(values, 0.95)
 
 
-def _reference_ms(series: Series, values: list[float]) -> float | None:
+def _reference_ms(series: Series, values: list[float], tick: float) -> float | None:
     """Return the 'before' duration that regressions are measured against."""
     if series[1] >= BASELINE_MIN_POINTS:
-        return math.exp(series[0])
+        return max(math.exp(series[0]), tick / 2)
     older = values[:-RECENT_CHECK]
     if len(older) >= BASELINE_MIN_POINTS // 2:
-        return _quantile(sorted(older), 0.5)
+        return max(_quantile(sorted(older), 0.5), tick / 2)
     return None
 
 
-def _judge(series: Series) -> None:
+def _judge(series: Series, min_regression_ms: float) -> None:
     values = durations(series)
     if len(values) < RECENT_CHECK:
         return
-    reference = _reference_ms(series, values)
+    if series[4] >= MAX_FAILED_SHARE and series[2] is None:
+        return  # mostly failing: its few passes are no baseline
+    tick = _tick(values)
+    reference = _reference_ms(series, values, tick)
     if reference is None:
         return
     newest = values[-RECENT_CHECK:]
@@ -101,7 +145,8 @@ def _judge(series: Series) -> None:
     slow = reference * CONSISTENT_RATIO
     regressed = (
         median >= reference * REGRESSION_RATIO
-        and median - reference >= MIN_DELTA_MS
+        and median - reference >= max(MIN_DELTA_MS, min_regression_ms)
+        and median - reference >= RESOLUTION_STEPS * tick
         and sum(ms >= slow for ms in newest) >= CONSISTENT_MIN
     )
     if regressed and series[2] is None:

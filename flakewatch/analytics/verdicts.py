@@ -11,8 +11,10 @@ Evidence of flakiness, strongest first (README, "How verdicts are made"):
 
 Not evidence: a failure in one job while another job passes on the same
 commit (a configuration difference); failures only on a feature branch (the
-branch's own breakage); failures that many tests share in one run (an
-incident, counted apart). Consecutive failures without any of the above are
+branch's own breakage), even when a re-run or in-run retry there passed,
+unless the test also shows evidence on the default branch; failures that
+many tests share in one run (an incident, counted apart: runs.incident_cases).
+A re-run that fails again is more breakage, not flakiness. Consecutive failures without any of the above are
 hard failures: BROKEN_MIN_RUNS of them at the newest end of a job's default
 branch history make the test broken since the first of them.
 
@@ -34,6 +36,10 @@ from flakewatch.analytics import scoring
 from flakewatch.outcomes import Status
 
 ENTER_EVENTS = 2
+# flaky_since: the flake would have shown in the runs before the range with
+# this probability, at the episode's rate.
+FLAKY_SINCE_PROBABILITY = scoring.FIXED_CONFIDENCE
+MAX_INCIDENT_EVIDENCE = 5
 BROKEN_MIN_RUNS = 3
 PASSES_AFTER_BROKEN = 3
 MIN_RUNS_TO_JUDGE = 5
@@ -80,6 +86,7 @@ class Verdict:
     first_flaky_commit: str = ""
     broken_since_commit: str = ""
     evidence: list[dict[str, object]] = field(default_factory=list)
+    flaky_since: str = ""
 
 
 class Timeline:
@@ -137,6 +144,15 @@ def classify(cells: list[Cell], jobs: dict[str, Timeline]) -> dict[Cell, str]:
             kinds[cell] = BRANCH
         else:
             kinds[cell] = _isolation(cell, jobs.get(cell.job), by_key)
+    # A branch's passes beside its failures count only for a test that flakes
+    # on the default branch too: a branch broken by its own change passes
+    # again once the change is reverted or re-pushed, on the same commit
+    # when CI re-runs after a fix elsewhere (a cache, a dependency pin).
+    on_default = any(c.on_default_branch and kinds[c] in EVIDENCE_KINDS for c in cells)
+    if not on_default:
+        for cell in cells:
+            if not cell.on_default_branch and kinds[cell] in EVIDENCE_KINDS:
+                kinds[cell] = BRANCH
     return kinds
 
 
@@ -292,12 +308,17 @@ def judge(  # noqa: C901
         episode_runs = max(_runs_between(timelines, start, None), len(episode))
         k, n = len(episode), episode_runs
         default_events = [c for c in episode if c.on_default_branch]
-        first_flaky_commit = (default_events or episode)[0].commit
+        first = _episode_start(
+            cells, kinds, timelines, (default_events or episode)[0], episode
+        )
+        first_flaky_commit = first.commit
+        flaky_since = _flaky_since(timelines, first, _episode_rate(timelines, episode))
         shown = episode
     else:
         status = Status.FIXED if (fixed or broken_ended) else Status.HEALTHY
         k, n = len(events), window_runs
         first_flaky_commit = ""
+        flaky_since = ""
         shown = events
     if broken_since:
         status = Status.BROKEN
@@ -307,6 +328,10 @@ def judge(  # noqa: C901
         status = Status.QUARANTINED
 
     evidence = [_evidence_entry(c, kinds[c]) for c in shown[-MAX_EVIDENCE:]]
+    incidents = [c for c in cells if kinds[c] == INCIDENT]
+    evidence += [
+        _evidence_entry(c, INCIDENT) for c in incidents[-MAX_INCIDENT_EVIDENCE:]
+    ]
     if broken_since:
         streak_cells = [c for c in cells if kinds[c] in (HARD, PENDING)]
         evidence = [
@@ -322,17 +347,80 @@ def judge(  # noqa: C901
         else "",
         broken_since_commit=broken_since,
         evidence=evidence,
+        flaky_since=flaky_since if status in (Status.FLAKY, Status.QUARANTINED) else "",
+    )
+
+
+def _episode_rate(jobs: dict[str, Timeline], episode: list[Cell]) -> float:
+    """Return the episode's failure rate, the posterior mean under the prior.
+
+    So one lone failure (no rate to speak of) is taken as a 4% flake, not a
+    100% one.
+    """
+    runs = max(_runs_between(jobs, episode[0].ran_at, episode[-1].ran_at), len(episode))
+    return (scoring.PRIOR_ALPHA + len(episode)) / (
+        scoring.PRIOR_ALPHA + scoring.PRIOR_BETA + runs
     )
 
 
 def _needed(jobs: dict[str, Timeline], episode: list[Cell]) -> int:
-    """Return the passes that end an episode, at the episode's own failure rate.
+    """Return the passes that end an episode, at its own failure rate."""
+    return scoring.passes_to_call_fixed(_episode_rate(jobs, episode))
 
-    The rate is the posterior mean under the score's prior, so one lone
-    failure (no rate to speak of) is taken as a 4% flake, not a 100% one.
+
+def _episode_start(
+    cells: list[Cell],
+    kinds: dict[Cell, str],
+    jobs: dict[str, Timeline],
+    first_event: Cell,
+    episode: list[Cell],
+) -> Cell:
+    """Return the earliest failure of the episode that ``first_event`` opens.
+
+    Failures that are not evidence by themselves (two flaky failures in a
+    row read as hard ones) belong to the episode when no run of passes long
+    enough to end it lies between them and its first evidence.
     """
-    runs = max(_runs_between(jobs, episode[0].ran_at, episode[-1].ran_at), len(episode))
-    rate = (scoring.PRIOR_ALPHA + len(episode)) / (
-        scoring.PRIOR_ALPHA + scoring.PRIOR_BETA + runs
+    needed = _needed(jobs, episode)
+    earlier = sorted(
+        (
+            c
+            for c in cells
+            if c.on_default_branch
+            and kinds[c] not in (INCIDENT, BRANCH)
+            and c.ran_at < first_event.ran_at
+        ),
+        key=lambda c: (c.ran_at, c.commit),
     )
-    return scoring.passes_to_call_fixed(rate)
+    start = first_event
+    for cell in reversed(earlier):
+        if _passes_between(jobs, cell.ran_at, start.ran_at) >= needed:
+            break
+        start = cell
+    return start
+
+
+def _flaky_since(jobs: dict[str, Timeline], first: Cell, rate: float) -> str:
+    """Return the commit before which the episode most likely had not begun.
+
+    A flake failing at ``rate`` shows in n runs with probability
+    1 - (1 - rate)^n; walking back from the episode's first failure over the
+    default-branch runs of the jobs it failed in, the range opens at the
+    n-th run, n the smallest giving FLAKY_SINCE_PROBABILITY (a 1% flake
+    needs 299 runs, a 30% one 9). With fewer runs on record the range opens
+    at the oldest one. So the true start lies after the returned commit and
+    at or before the first failure with about that probability.
+    """
+    needed = scoring.passes_to_call_fixed(rate, minimum=1)
+    before = sorted(
+        (
+            (ran_at, commit)
+            for timeline in jobs.values()
+            for ran_at, commit in zip(timeline.times, timeline.commits, strict=True)
+            if ran_at < first.ran_at
+        ),
+        reverse=True,
+    )
+    if not before:
+        return first.commit
+    return before[min(needed, len(before)) - 1][1]

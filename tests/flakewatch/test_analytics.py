@@ -263,8 +263,15 @@ def without_upload_ids(value):
 
 def durations_only(series: list) -> list:
     """A duration series without its upload ids: baseline, whether regressed
-    and for how many runs, and the recent times."""
-    return [series[0], series[1], series[2] is None, series[3], *series[5::2]]
+    and for how many runs, the failed share and the recent times."""
+    return [
+        series[0],
+        series[1],
+        series[2] is None,
+        series[3],
+        series[4],
+        *durations.durations(series),
+    ]
 
 
 def refreshed(uploads: list[Upload]) -> list[Upload]:

@@ -39,6 +39,7 @@ LIST_FIELDS = {
     "duration_p50",
     "duration_p95",
     "duration_regressed",
+    "flaky_since",
 }
 DETAIL_FIELDS = LIST_FIELDS | {
     "broken_since_commit",
@@ -167,6 +168,7 @@ def test_list_shows_each_test_with_its_verdict_worst_first(client, project, read
         "duration_p50": 120.0,
         "duration_p95": 900.5,
         "duration_regressed": True,
+        "flaky_since": None,
     }
     assert body["results"][1]["first_flaky_commit"] is None  # stored as ""
     assert body["results"][2] == {
@@ -186,6 +188,7 @@ def test_list_shows_each_test_with_its_verdict_worst_first(client, project, read
         "duration_p50": None,
         "duration_p95": None,
         "duration_regressed": False,
+        "flaky_since": None,
     }
 
 
