@@ -677,29 +677,10 @@ def test_page(
 
 
 def _runs(case_id: int, branch: str | None) -> list[Run]:
-    # A backward range scan of CaseResult's key (case_id, upload_id, ...),
-    # as queries._history; each row joins its Upload by primary key.
-    results = CaseResult.objects.filter(case_id=case_id)
-    if branch:
-        results = results.filter(upload__branch=branch)
-    rows = results.order_by("-upload_id", "-retry_index").values(
-        "upload_id",
-        "retry_index",
-        "outcome",
-        "duration_ms",
-        commit=F("upload__commit_sha"),
-        branch=F("upload__branch"),
-        build=F("upload__build"),
-        build_url=F("upload__build_url"),
-        job=F("upload__job"),
-        attempt=F("upload__attempt"),
-        ran_at=F("upload__run_at"),
-        message_text=F("message__message"),
-        signature=F("message__signature"),
-    )[:HEATMAP_EXECUTIONS]
+    """Return the test's newest runs (queries.executions) for its page."""
+    rows = queries.executions(case_id, branch=branch or "")[:HEATMAP_EXECUTIONS]
     runs = []
-    row: dict[str, Any]
-    for row in rows:  # type: ignore[assignment]  # as above
+    for row in rows:
         outcome = Outcome(row.pop("outcome")).name.lower()
         message = row.pop("message_text")
         runs.append(Run(**row, outcome=outcome, message=message))

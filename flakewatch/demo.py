@@ -50,6 +50,7 @@ DEMO_TEAMS = {
     "integration": ("demo-payments", "Payments"),
     "js": ("demo-web", "Web storefront"),
     "go": ("demo-platform", "Platform"),
+    "rust": ("demo-ledger", "Ledger"),
 }
 UNOWNED_EVERY = 3
 LOCKED_ATTEMPTS = 10

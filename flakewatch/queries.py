@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from django.db.models import BooleanField, Count, F, Field, Q, Sum, Value
+from django.db.models import BooleanField, Count, F, Field, Q, QuerySet, Sum, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, NullIf
 
@@ -302,30 +302,38 @@ def case_detail(project: Project, *, case_id: int) -> CaseDetail | None:
     )
 
 
-def _history(case_id: int) -> list[Execution]:
-    # A backward range scan of CaseResult's primary key (case_id, upload_id,
-    # retry_index), stopped after HISTORY_LENGTH rows; each row then joins
-    # its Upload and FailureMessage by primary key. No project filter here:
-    # the caller found the case in the project, a case's results are only
-    # ever written from its project's uploads, and a condition on Upload
-    # could tempt the planner to walk the project's uploads instead.
-    rows = (
-        CaseResult.objects.filter(case_id=case_id)
-        .order_by("-upload_id", "-retry_index")
-        .values(
-            "upload_id",
-            "retry_index",
-            "outcome",
-            "duration_ms",
-            commit=F("upload__commit_sha"),
-            branch=F("upload__branch"),
-            build=F("upload__build"),
-            job=F("upload__job"),
-            attempt=F("upload__attempt"),
-            ran_at=F("upload__run_at"),
-            message_text=F("message__message"),
-        )[:HISTORY_LENGTH]
+def executions(case_id: int, *, branch: str = "") -> QuerySet[CaseResult, Any]:
+    """Return a test's executions newest first, as rows with their run's fields.
+
+    A backward range scan of CaseResult's key (case_id, upload_id,
+    retry_index), which the caller slices; each row then joins its Upload
+    and FailureMessage by primary key. No project filter here: the caller
+    found the case in the project, a case's results are only ever written
+    from its project's uploads, and a condition on Upload could tempt the
+    planner to walk the project's uploads instead.
+    """
+    results = CaseResult.objects.filter(case_id=case_id)
+    if branch:
+        results = results.filter(upload__branch=branch)
+    return results.order_by("-upload_id", "-retry_index").values(
+        "upload_id",
+        "retry_index",
+        "outcome",
+        "duration_ms",
+        commit=F("upload__commit_sha"),
+        branch=F("upload__branch"),
+        build=F("upload__build"),
+        build_url=F("upload__build_url"),
+        job=F("upload__job"),
+        attempt=F("upload__attempt"),
+        ran_at=F("upload__run_at"),
+        message_text=F("message__message"),
+        signature=F("message__signature"),
     )
+
+
+def _history(case_id: int) -> list[Execution]:
+    rows = executions(case_id)[:HISTORY_LENGTH]
     return [
         Execution(
             upload_id=row["upload_id"],

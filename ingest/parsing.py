@@ -411,18 +411,7 @@ class _ReportReader:
                 "can carry entity-expansion and external-entity attacks); JUnit "
                 "reports need none."
             )
-        events = etree.iterparse(
-            io.BytesIO(data),
-            events=("start", "end"),
-            tag=("{*}testsuite", "{*}testcase"),
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            remove_comments=True,
-            remove_pis=True,
-            huge_tree=False,
-        )
+        events = _suite_and_case_events(data)
         try:
             checked_root = self._read_events(events)
             root = events.root
@@ -815,16 +804,7 @@ def _testcase_places(data: bytes) -> list[tuple[str | None, int]]:
     places: list[tuple[str | None, int]] = []
     suite_no = suites_seen = open_cases = 0
     outer: list[int] = []
-    events = etree.iterparse(
-        io.BytesIO(data),
-        events=("start", "end"),
-        tag=("{*}testsuite", "{*}testcase"),
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    events = _suite_and_case_events(data)
     for event, elem in events:
         is_case = not elem.tag.endswith("testsuite")
         if event == "start":
@@ -885,3 +865,23 @@ def parse_report(data: bytes, *, filename: str = "report.xml") -> ParsedReport:
     """
     with collector_paused():
         return _ReportReader(filename).read(data)
+
+
+def _suite_and_case_events(data: bytes) -> etree.iterparse:
+    """Return the start and end events of suites and testcases in ``data``.
+
+    The one place a report is parsed: no entity expansion, no DTD, nothing
+    fetched, and libxml2's size and depth limits kept (huge_tree off).
+    """
+    return etree.iterparse(
+        io.BytesIO(data),
+        events=("start", "end"),
+        tag=("{*}testsuite", "{*}testcase"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        remove_comments=True,
+        remove_pis=True,
+        huge_tree=False,
+    )
