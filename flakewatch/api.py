@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from flakewatch import queries
+from flakewatch import quarantine, queries
 from flakewatch.errors import BadRequest, ErrorSerializer
 from flakewatch.models import Project
 from flakewatch.outcomes import VERDICTS, Outcome
@@ -43,6 +43,18 @@ def _commit(help_text: str) -> serializers.CharField:
 
 def _ms(help_text: str) -> serializers.FloatField:
     return serializers.FloatField(allow_null=True, help_text=help_text)
+
+
+class QuarantineFieldSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["suggested", "accepted"])
+    verdict = serializers.ChoiceField(
+        choices=VERDICTS, help_text="The verdict under the quarantine."
+    )
+    owner = serializers.CharField()
+    since = serializers.DateTimeField()
+    expires = serializers.DateTimeField(allow_null=True)
+    expired = serializers.BooleanField()
+    ready_to_release = serializers.BooleanField()
 
 
 class CaseSerializer(serializers.Serializer):
@@ -69,6 +81,14 @@ class CaseSerializer(serializers.Serializer):
     duration_regressed = serializers.BooleanField(
         help_text="Whether its duration rose significantly."
     )
+    quarantine = serializers.SerializerMethodField(
+        help_text="Null, or its suggested or accepted quarantine."
+    )
+
+    @extend_schema_field(QuarantineFieldSerializer(allow_null=True))
+    def get_quarantine(self, case: queries.CaseRow) -> dict | None:
+        """Return the test's quarantine, read once per page by the view."""
+        return self.context.get("quarantine", {}).get(case.id)
 
 
 class ExecutionSerializer(serializers.Serializer):
@@ -257,7 +277,8 @@ def case_list(request: Request, slug: str) -> Response:
         page=number,
     )
     body = {"results": page.results, "next": _next_url(request, number, page.has_next)}
-    return Response(CasePageSerializer(body).data)
+    held = quarantine.quarantine_of(project, [row.id for row in page.results])
+    return Response(CasePageSerializer(body, context={"quarantine": held}).data)
 
 
 @extend_schema(
@@ -273,7 +294,8 @@ def case_detail(request: Request, slug: str, case_id: int) -> Response:
     case = queries.case_detail(project, case_id=case_id)
     if case is None:
         raise NotFound(f"No test {case_id} in project {project.slug}.")
-    return Response(CaseDetailSerializer(case).data)
+    held = quarantine.quarantine_of(project, [case.id])
+    return Response(CaseDetailSerializer(case, context={"quarantine": held}).data)
 
 
 @extend_schema(
