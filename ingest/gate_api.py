@@ -52,7 +52,7 @@ class GateSerializer(serializers.Serializer[Any]):
         data = dict(super().to_representation(instance))
         failures = [
             {k: v for k, v in f.items() if not (k == "new_signature" and v is None)}
-            for f in data["failures"]
+            for f in data.pop("failures")
         ]
         return {"pass": data.pop("passed"), "failures": failures, **data}
 
