@@ -11,7 +11,7 @@ import gzip
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiRequest, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,7 +21,13 @@ from flakewatch.api_quarantine import request_token
 from flakewatch.errors import BadRequest, ErrorSerializer
 from flakewatch.models import ApiToken, Project
 from ingest import services
-from ingest.api import MULTIPART_OVERHEAD, MultipartParser, UploadAPIView
+from ingest.api import (
+    MULTIPART,
+    MULTIPART_OVERHEAD,
+    MultipartParser,
+    UploadAPIView,
+    UploadRequestSchema,
+)
 from ingest.parsing import ParsedExecution, ReportError, parse_report
 
 
@@ -57,6 +63,16 @@ class GateSerializer(serializers.Serializer[Any]):
         return {"pass": data.pop("passed"), "failures": failures, **data}
 
 
+class GateFormSerializer(serializers.Serializer[Any]):
+    """Document the gate's multipart body: one or more report files."""
+
+    file = serializers.ListField(
+        child=serializers.FileField(),
+        min_length=1,
+        help_text="JUnit XML reports of one CI run (.gz accepted).",
+    )
+
+
 class GateView(UploadAPIView):
     """Answer whether a CI run should pass."""
 
@@ -64,11 +80,18 @@ class GateView(UploadAPIView):
     wrong_method_detail = "Use POST with the run's JUnit files (-F file=@junit.xml)."
     http_method_names = ["post"]
     parser_classes = [MultipartParser]
+    schema = UploadRequestSchema()
 
     @extend_schema(
         operation_id="gate",
         tags=["gate"],
         summary="Should this CI run pass? Judged from its JUnit files; stores nothing.",
+        request={
+            MULTIPART: OpenApiRequest(
+                GateFormSerializer,
+                encoding={"file": {"contentType": "application/octet-stream"}},
+            )
+        },
         responses={
             200: GateSerializer,
             400: OpenApiResponse(ErrorSerializer, "No file, or a file is not JUnit."),
