@@ -156,6 +156,7 @@ class QuarantineListView(QuarantineAPIView):
             200: QuarantineListSerializer,
             304: OpenApiResponse(description="Unchanged since If-None-Match."),
             400: OpenApiResponse(ErrorSerializer, "A query parameter is not valid."),
+            401: OpenApiResponse(ErrorSerializer, "No token of this API."),
             404: OpenApiResponse(ErrorSerializer, "No such project for this token."),
         },
     )
@@ -213,6 +214,7 @@ class QuarantineActionView(QuarantineAPIView):
         responses={
             200: QuarantineRowSerializer,
             400: OpenApiResponse(ErrorSerializer, "A bad action or field."),
+            401: OpenApiResponse(ErrorSerializer, "No token of this API."),
             403: OpenApiResponse(ErrorSerializer, "Not a manage token."),
             404: OpenApiResponse(ErrorSerializer, "No such project or test."),
         },
