@@ -34,7 +34,15 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from flakewatch import daily_stats, db, evidence, metrics, notifications, states
+from flakewatch import (
+    daily_stats,
+    db,
+    evidence,
+    metrics,
+    notifications,
+    quarantine,
+    states,
+)
 from flakewatch.analytics.runs import fold_runs, incident_cases, suite_durations_of
 from flakewatch.models import (
     Case,
@@ -213,6 +221,8 @@ def apply_uploads(
             for case_id in case_ids[start : start + STATE_BATCH]
         }
         changes += states.update_case_states(uploads[-1], batch, visible)
+    # Suggestions and quarantine judgements follow the new verdicts.
+    quarantine.refresh_after_batch(uploads[-1].project, case_ids, visible=visible)
     return changes
 
 

@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from flakewatch import queries
+from flakewatch import quarantine, queries
 from flakewatch.errors import BadRequest, ErrorSerializer
 from flakewatch.layers import LAYERS
 from flakewatch.models import ApiToken, Project
@@ -46,6 +46,20 @@ def _commit(help_text: str) -> serializers.CharField:
 
 def _ms(help_text: str) -> serializers.FloatField:
     return serializers.FloatField(allow_null=True, help_text=help_text)
+
+
+class QuarantineFieldSerializer(serializers.Serializer[dict[str, Any]]):
+    """A test's suggested or accepted quarantine, beside its verdict."""
+
+    state = serializers.ChoiceField(choices=["suggested", "accepted"])
+    verdict = serializers.ChoiceField(
+        choices=VERDICTS, help_text="The verdict under the quarantine."
+    )
+    owner = serializers.CharField()
+    since = serializers.DateTimeField()
+    expires = serializers.DateTimeField(allow_null=True)
+    expired = serializers.BooleanField()
+    ready_to_release = serializers.BooleanField()
 
 
 class CaseSerializer(serializers.Serializer[queries.CaseRow]):
@@ -84,6 +98,15 @@ class CaseSerializer(serializers.Serializer[queries.CaseRow]):
         " its flake rate (the commit before enough clean runs that the flake"
         " would have shown). Null unless flaky."
     )
+    quarantine = serializers.SerializerMethodField(
+        help_text="Null, or its suggested or accepted quarantine."
+    )
+
+    @extend_schema_field(QuarantineFieldSerializer(allow_null=True))
+    def get_quarantine(self, case: queries.CaseRow) -> dict[str, Any] | None:
+        """Return the test's quarantine, read once per page by the view."""
+        found: dict[int, dict[str, Any]] = self.context.get("quarantine", {})
+        return found.get(case.id)
 
 
 class ExecutionSerializer(serializers.Serializer[queries.Execution]):
@@ -314,7 +337,8 @@ def case_list(request: Request, slug: str) -> Response:
         page=number,
     )
     body = {"results": page.results, "next": _next_url(request, number, page.has_next)}
-    return Response(CasePageSerializer(body).data)
+    held = quarantine.quarantine_of(project, [row.id for row in page.results])
+    return Response(CasePageSerializer(body, context={"quarantine": held}).data)
 
 
 @extend_schema(
@@ -330,7 +354,8 @@ def case_detail(request: Request, slug: str, case_id: int) -> Response:
     case = queries.case_detail(project, case_id=case_id)
     if case is None:
         raise NotFound(f"No test {case_id} in project {project.slug}.")
-    return Response(CaseDetailSerializer(case).data)
+    held = quarantine.quarantine_of(project, [case.id])
+    return Response(CaseDetailSerializer(case, context={"quarantine": held}).data)
 
 
 @extend_schema(

@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularJSONAPIView
 
-from flakewatch import api
+from flakewatch import api, api_quarantine
 
 urlpatterns = [
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
@@ -15,4 +15,14 @@ urlpatterns = [
         name="api-test",
     ),
     path("projects/<slug:slug>/suites", api.suite_list, name="api-suites"),
+    path(
+        "projects/<slug:slug>/quarantine",
+        api_quarantine.QuarantineListView.as_view(),
+        name="api-quarantine",
+    ),
+    path(
+        "projects/<slug:slug>/quarantine/<int:case_id>",
+        api_quarantine.QuarantineActionView.as_view(),
+        name="api-quarantine-action",
+    ),
 ]

@@ -44,6 +44,12 @@ class Project(models.Model):
     name = models.CharField(max_length=200)
     default_branch = models.CharField(max_length=255, default="main")
     created_at = models.DateTimeField(auto_now_add=True)
+    # The CI gate (flakewatch/gate.py): fail a run whose quarantined test
+    # fails with a failure signature never seen in its history.
+    gate_fails_on_new_signature = models.BooleanField(default=False)
+    # Bumped in the transaction of every change to the quarantine list, so
+    # the list's ETag changes exactly when the list does.
+    quarantine_version = models.PositiveBigIntegerField(default=0)
 
     def __str__(self) -> str:
         return self.slug
@@ -55,6 +61,8 @@ class ApiToken(models.Model):
     class Scope(models.TextChoices):
         UPLOAD = "upload", "upload"
         READ = "read", "read"
+        # Quarantine actions (flakewatch/quarantine.py): accept, dismiss, ...
+        MANAGE = "manage", "manage"
 
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="tokens"
@@ -435,6 +443,11 @@ class CaseState(models.Model):
     # after this commit and at or before first_flaky_commit with probability
     # verdicts.FLAKY_SINCE_PROBABILITY (analytics.verdicts.flaky_since).
     flaky_since = models.CharField(max_length=64, blank=True)
+    # The verdict itself (flaky, fixed, broken...), kept apart from
+    # ``status``, which reads "quarantined" while a quarantine is accepted.
+    verdict = models.CharField(
+        max_length=12, choices=VERDICT_CHOICES, default=Status.NEW.value
+    )
 
     class Meta:
         indexes = [
@@ -733,3 +746,81 @@ class NotificationDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"change {self.change_id} to webhook {self.webhook_id}: {self.status}"
+
+
+# --- Quarantine (issue #10; flakewatch/quarantine.py holds the rules) -------
+
+
+class Quarantine(models.Model):
+    """A test's quarantine: suggested, accepted, dismissed or released.
+
+    One row per test. A suggestion nobody acted on is deleted when the test
+    stops being flaky; every other state stays, so the history reads from
+    ``QuarantineEvent``.
+    """
+
+    class State(models.TextChoices):
+        SUGGESTED = "suggested", "suggested"
+        ACCEPTED = "accepted", "accepted"
+        DISMISSED = "dismissed", "dismissed"
+        RELEASED = "released", "released"
+        NONE = "none", "none"  # kept only for a fix attempt; on no list
+
+    case = models.OneToOneField(
+        Case, primary_key=True, on_delete=models.CASCADE, related_name="quarantine"
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    state = models.CharField(max_length=10, choices=State.choices)
+    reason = models.TextField(blank=True)  # why it was suggested, in words
+    owner = models.CharField(max_length=200, blank=True)
+    note = models.TextField(blank=True)
+    since = models.DateTimeField()  # when it entered its current state
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # The flake score a dismissal was made at: suggested again only above it
+    # plus FLAKEWATCH_QUARANTINE_RESUGGEST_MARGIN.
+    dismissed_score = models.FloatField(null=True, blank=True)
+    # The flake rate when accepted: the rate the release rule is judged at.
+    accepted_flake_rate = models.FloatField(null=True, blank=True)
+    # Passes since acceptance and the passes the fixed rule needs, refreshed
+    # after each analysis batch; ready when passes >= needed.
+    release_passes = models.PositiveIntegerField(default=0)
+    release_needed = models.PositiveIntegerField(default=0)
+    ready_to_release = models.BooleanField(default=False)
+    fix_commit = models.CharField(max_length=64, blank=True)
+    fix_note = models.TextField(blank=True)
+    fix_at = models.DateTimeField(null=True, blank=True)
+    fix_flake_rate = models.FloatField(null=True, blank=True)
+    # held / did not hold / not enough runs yet, with its numbers.
+    fix_result = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # quarantine.quarantine_list: a project's list by state.
+            models.Index(fields=["project", "state"], name="quarantine_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"case {self.case_id}: {self.state}"
+
+
+class QuarantineEvent(models.Model):
+    """One change to a test's quarantine: who, when, what, why."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, db_index=False)
+    at = models.DateTimeField()
+    action = models.CharField(max_length=20)
+    # "user:<name>", "token:<label> (<prefix>)", "flakewatch" or "shell".
+    actor = models.CharField(max_length=300)
+    note = models.TextField(blank=True)
+    before = models.CharField(max_length=10, blank=True)  # the state before
+    after = models.CharField(max_length=10, blank=True)
+
+    class Meta:
+        indexes = [
+            # quarantine.events_of: one test's trail, newest first.
+            models.Index(fields=["case", "-at"], name="quarantineevent_case_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"case {self.case_id} {self.action} by {self.actor}"

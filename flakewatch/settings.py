@@ -207,6 +207,19 @@ if FLAKEWATCH_DIGEST_QUIET not in {"note", "skip"}:
     raise environ.ImproperlyConfigured(
         "FLAKEWATCH_DIGEST_QUIET must be note (an all-quiet mail) or skip."
     )
+# Quarantine (flakewatch/quarantine.py). A flaky test is suggested when its
+# flake score (the 5% lower bound of its flake rate) reaches this: 0.02 means
+# "flakes in at least 1 run in 50, with 95% confidence", which one or two
+# lucky failures never reach (1 in 3 runs scores 0.007).
+FLAKEWATCH_QUARANTINE_SUGGEST_SCORE = env.float(
+    "FLAKEWATCH_QUARANTINE_SUGGEST_SCORE", 0.02
+)
+# A dismissed test is suggested again only once its score has risen this
+# much above the score it was dismissed at.
+FLAKEWATCH_QUARANTINE_RESUGGEST_MARGIN = env.float(
+    "FLAKEWATCH_QUARANTINE_RESUGGEST_MARGIN", 0.05
+)
+FLAKEWATCH_QUARANTINE_DAYS = env.int("FLAKEWATCH_QUARANTINE_DAYS", 30)
 
 # --- The API (Django REST framework: flakewatch/api.py, ingest/api.py) ---------
 REST_FRAMEWORK = {

@@ -24,6 +24,7 @@ from flakewatch.analytics import durations
 from flakewatch.analytics.runs import CaseRun
 from flakewatch.analytics.verdicts import judge
 from flakewatch.models import CaseState, SuiteState, Upload
+from flakewatch.outcomes import Status
 
 # A test's verdict reads its failures in the 90 days before its newest run.
 WINDOW = timedelta(days=90)
@@ -109,12 +110,12 @@ def update_case_states(
             job: [p for p in jobs.get(job, []) if p.ran_at <= latest]
             for job in {cell.job for cell in test_cells}
         }
-        verdict = judge(
-            test_cells, test_jobs, runs=state.runs, quarantined=state.quarantined
-        )
-        if verdict.status.value != state.status:
-            changes.append((case_id, state.status, verdict.status.value))
-        state.status = verdict.status.value
+        verdict = judge(test_cells, test_jobs, runs=state.runs)
+        if verdict.status.value != state.verdict:
+            changes.append((case_id, state.verdict, verdict.status.value))
+        # The verdict stays readable under an accepted quarantine.
+        state.verdict = verdict.status.value
+        state.status = Status.QUARANTINED.value if state.quarantined else state.verdict
         state.flake_events = verdict.flake_events
         state.flake_rate = verdict.flake_rate
         state.flake_score = verdict.flake_score

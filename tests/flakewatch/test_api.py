@@ -40,6 +40,7 @@ LIST_FIELDS = {
     "duration_p95",
     "duration_regressed",
     "flaky_since",
+    "quarantine",
 }
 DETAIL_FIELDS = LIST_FIELDS | {
     "broken_since_commit",
@@ -169,6 +170,7 @@ def test_list_shows_each_test_with_its_verdict_worst_first(client, project, read
         "duration_p95": 900.5,
         "duration_regressed": True,
         "flaky_since": None,
+        "quarantine": None,
     }
     assert body["results"][1]["first_flaky_commit"] is None  # stored as ""
     assert body["results"][2] == {
@@ -189,6 +191,7 @@ def test_list_shows_each_test_with_its_verdict_worst_first(client, project, read
         "duration_p95": None,
         "duration_regressed": False,
         "flaky_since": None,
+        "quarantine": None,
     }
 
 
@@ -304,7 +307,8 @@ def test_list_runs_the_same_few_queries_however_many_tests(
         for i in range(extra):
             make_case(project, f"test_{extra}_{i}", state={"status": "flaky"})
             make_case(project, f"test_{extra}_{i}_unjudged")
-        with django_assert_max_num_queries(2) as captured:  # token, page
+        # token, page, the page's quarantines
+        with django_assert_max_num_queries(3) as captured:
             assert get(client, url, read_token).status_code == 200
         counts.append(len(captured.captured_queries))
     assert counts[0] == counts[1]
@@ -410,7 +414,7 @@ def test_detail_history_is_the_last_50_runs_in_three_queries(
     )
     url = f"/api/v1/projects/payments/tests/{case.pk}"
     get(client, url, read_token)  # the token's last_used_at is written once
-    with django_assert_num_queries(3):  # token, test, history
+    with django_assert_num_queries(4):  # token, test, history, quarantine
         body = get(client, url, read_token).json()
     assert [run["upload_id"] for run in body["history"]] == [
         u.pk for u in reversed(uploads[5:])

@@ -58,6 +58,9 @@ OPERATIONS = {
     ("get", "/api/v1/projects/{slug}/suites"),
     ("post", "/api/v1/uploads"),
     ("get", "/api/v1/uploads/{upload_id}"),
+    ("get", "/api/v1/projects/{slug}/quarantine"),
+    ("post", "/api/v1/projects/{slug}/quarantine/{case_id}"),
+    ("post", "/api/v1/projects/{slug}/gate"),
 }
 
 
@@ -213,7 +216,10 @@ upload_schema = schemathesis.openapi.from_wsgi(
 def test_every_answer_matches_the_schema(
     case, seeded, wsgi_requests_share_the_test_transaction
 ):
-    case.call_and_validate()
+    # A drawn file is no JUnit report: the gate rightly refuses it (400);
+    # tests/ingest/test_gate.py covers real reports.
+    gate = case.path.endswith("/gate")
+    case.call_and_validate(excluded_checks=[positive_data_acceptance] if gate else [])
 
 
 def _holds_nul(body: object) -> bool:

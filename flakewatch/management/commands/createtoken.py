@@ -1,4 +1,4 @@
-"""``manage.py createtoken``: another upload or read token for a project."""
+"""``manage.py createtoken``: another upload, read or manage token for a project."""
 
 from typing import Any
 
@@ -9,7 +9,7 @@ from flakewatch.tokens import issue_token
 
 
 class Command(BaseCommand):
-    """Issue an upload or read token for an existing project."""
+    """Issue an upload, read or manage token for an existing project."""
 
     help = "Create an API token for a project and print it alone on the last line."
 
@@ -20,7 +20,10 @@ class Command(BaseCommand):
             "--scope",
             required=True,
             choices=ApiToken.Scope.values,
-            help="upload: CI posts reports; read: scripts and dashboards read results.",
+            help=(
+                "upload: CI posts reports; read: scripts and dashboards read "
+                "results; manage: scripts change quarantines."
+            ),
         )
         parser.add_argument("--label", default="", help="A note on who uses the token.")
 
