@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -153,7 +154,9 @@ class QuarantineListView(QuarantineAPIView):
             ),
         ],
         responses={
-            200: QuarantineListSerializer,
+            (200, "application/json"): QuarantineListSerializer,
+            # ?format=<runner>: the accepted list in that runner's own form.
+            (200, "text/plain"): OpenApiTypes.STR,
             304: OpenApiResponse(description="Unchanged since If-None-Match."),
             400: OpenApiResponse(ErrorSerializer, "A query parameter is not valid."),
             401: OpenApiResponse(ErrorSerializer, "No token of this API."),

@@ -53,7 +53,7 @@ def add_tests(project, size: int) -> None:
             case=CaseFactory(
                 project=project,
                 team=team if i % 2 else None,
-                layer=LAYERS[i % len(LAYERS)],
+                layer=LAYERS[(i // 2) % len(LAYERS)],  # odd i (owned) too
             ),
             status=STATUSES[i % len(STATUSES)],
             flake_score=i / 100,
