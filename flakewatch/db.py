@@ -15,7 +15,7 @@ SQL beyond the columns they name.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast, overload
 
@@ -93,6 +93,17 @@ def least(*expressions: str) -> str:
     """Return SQL for the smallest of ``expressions`` (LEAST; SQLite: MIN)."""
     function = "LEAST" if is_postgresql() else "MIN"
     return f"{function}({', '.join(expressions)})"
+
+
+def id_chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    """Yield ``ids`` in slices an ORM ``__in`` filter may take.
+
+    All at once on PostgreSQL; SQLITE_CHUNK at a time on SQLite, which caps
+    the bound parameters of one statement.
+    """
+    step = (len(ids) or 1) if is_postgresql() else SQLITE_CHUNK
+    for start in range(0, len(ids), step):
+        yield ids[start : start + step]
 
 
 def select_by_ids(

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -42,6 +42,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from flakewatch import db
 from flakewatch.analytics import scoring
 from flakewatch.analytics.verdicts import IN_RUN, ISOLATED, SAME_COMMIT
 from flakewatch.models import (
@@ -313,8 +314,12 @@ def refresh_after_batch(
     The caller owns the transaction.
     """
     ids = list(case_ids)
-    if not ids:
-        return
+    for chunk in db.id_chunks(ids):  # a batch can hold 100,000 tests
+        _refresh_tests(project, chunk, visible)
+
+
+def _refresh_tests(project: Project, ids: Sequence[int], visible: Q | None) -> None:
+    """Refresh the quarantine rows of ``ids``, as ``refresh_after_batch``."""
     threshold = settings.FLAKEWATCH_QUARANTINE_SUGGEST_SCORE
     margin = settings.FLAKEWATCH_QUARANTINE_RESUGGEST_MARGIN
     rows = {q.case_id: q for q in Quarantine.objects.filter(case_id__in=ids)}
